@@ -1,0 +1,46 @@
+"""The command-line surface: help, version, usage errors and their exit codes."""
+
+from __future__ import annotations
+
+import pytest
+
+from onedrive_backup.cli import main
+from onedrive_backup.config import CLOUDS, load_settings, resolve_endpoints
+from onedrive_backup.errors import UsageError
+
+
+def test_help_lists_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "130" in out and "sign-in needed" in out
+
+
+def test_unknown_option_is_usage_error() -> None:
+    assert main(["--no-such-flag"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("cloud", "login", "graph"),
+    [
+        ("global", "login.microsoftonline.com", "graph.microsoft.com"),
+        ("usgov", "login.microsoftonline.us", "graph.microsoft.us"),
+        ("usgov-dod", "login.microsoftonline.us", "dod-graph.microsoft.us"),
+        ("china", "login.chinacloudapi.cn", "microsoftgraph.chinacloudapi.cn"),
+    ],
+)
+def test_cloud_endpoints(cloud: str, login: str, graph: str) -> None:
+    ep = resolve_endpoints(cloud, "organizations")
+    assert ep.authority == f"https://{login}/organizations"
+    assert ep.graph_url == f"https://{graph}/v1.0"
+    assert cloud in CLOUDS
+
+
+def test_custom_cloud_needs_both_urls() -> None:
+    with pytest.raises(UsageError, match="authority and a Graph URL"):
+        resolve_endpoints("custom", authority="https://127.0.0.1:1/consumers")
+
+
+def test_flags_beat_environment(tmp_path: object) -> None:
+    env = {"ONEDRIVE_BACKUP_CLIENT_ID": "from-env", "ONEDRIVE_BACKUP_CONFIG_DIR": str(tmp_path)}
+    assert load_settings({}, env).client_id == "from-env"
+    assert load_settings({"client_id": "from-flag"}, env).client_id == "from-flag"
