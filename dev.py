@@ -34,7 +34,7 @@ def _wanted_stamp() -> str:
 
 
 def ensure_venv() -> Path:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - dev.py may run under an older python3
         sys.exit(f"onedrive-backup needs Python 3.11 or newer; this is {sys.version.split()[0]}.")
     python = _venv_python()
     if python.exists() and STAMP.exists() and STAMP.read_text().strip() == _wanted_stamp():

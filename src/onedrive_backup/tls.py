@@ -6,6 +6,7 @@ unrelated things. The extra CA is *added* to the default trust, never a replacem
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import ssl
 import tempfile
@@ -19,10 +20,8 @@ import certifi
 def ssl_context(ca_bundle: Path | None = None) -> ssl.SSLContext:
     """A verifying client context trusting certifi's roots, the system's, and `ca_bundle`."""
     ctx = ssl.create_default_context(cafile=certifi.where())
-    try:
+    with contextlib.suppress(ssl.SSLError):  # a platform without a usable system store
         ctx.load_default_certs()
-    except ssl.SSLError:  # pragma: no cover - platform without a usable system store
-        pass
     if ca_bundle is not None:
         ctx.load_verify_locations(cafile=str(ca_bundle))
     return ctx
