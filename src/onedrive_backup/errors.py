@@ -98,3 +98,14 @@ class LinkExpired(Exception):
 
 class AuthExpired(Exception):
     """Graph answered 401 InvalidAuthenticationToken: refresh once and retry."""
+
+
+class ResyncRequired(Exception):
+    """Graph answered 410 to a delta request: the token is no longer valid.
+
+    `location` is the fresh enumeration link from the Location header, when Graph gave one.
+    """
+
+    def __init__(self, message: str, location: str | None = None) -> None:
+        super().__init__(message)
+        self.location = location

@@ -1,0 +1,1 @@
+"""Fixtures for the local OneDrive emulator (filled in with the emulator)."""
