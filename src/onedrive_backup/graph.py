@@ -1,0 +1,203 @@
+"""HTTP client for Microsoft Graph: auth header, retries, throttling, outages, typed errors.
+
+Every request takes its token from the run's TokenSource at send time, so a refresh by any
+worker is seen by every later request (the original tool's bug was a stale local header copy).
+A 401 InvalidAuthenticationToken triggers one shared refresh and one retry of that request.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from onedrive_backup import events
+from onedrive_backup.errors import (
+    BackupError,
+    ItemError,
+    ResyncRequired,
+    SignInRequired,
+    TransientError,
+)
+from onedrive_backup.events import EventSink
+from onedrive_backup.interfaces import TokenSource
+from onedrive_backup.retry import (
+    NETWORK_ERRORS,
+    SERVER_ERROR_STATUSES,
+    THROTTLE_STATUSES,
+    RetryGate,
+    backoff_delay,
+    make_probe,
+    parse_retry_after,
+)
+from onedrive_backup.tls import ssl_context
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "onedrive-backup/0.1 (+https://github.com/onedrive-backup)"
+MAX_SERVER_ERROR_ATTEMPTS = 8
+# Error codes that mean "this item cannot be had", not "try later".
+ITEM_GONE_STATUSES = frozenset({404, 410})
+
+
+def graph_error(response: httpx.Response) -> tuple[str, str]:
+    """(code, message) from a Graph error body; tolerant of non-JSON bodies."""
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return (f"http{response.status_code}", response.reason_phrase)
+    err = body.get("error") if isinstance(body, dict) else None
+    if isinstance(err, dict):
+        return (str(err.get("code") or f"http{response.status_code}"), str(err.get("message", "")))
+    return (f"http{response.status_code}", response.reason_phrase)
+
+
+def safe_url(url: str | httpx.URL) -> str:
+    """The URL without its query string: query strings carry delta tokens and tempauth."""
+    u = httpx.URL(str(url))
+    return str(u.copy_with(query=None, fragment=None))
+
+
+def make_http_client(ca_bundle: Path | None, *, max_connections: int = 64) -> httpx.AsyncClient:
+    """An httpx client with our TLS trust and timeouts that suit a slow, flaky connection."""
+    return httpx.AsyncClient(
+        verify=ssl_context(ca_bundle),
+        timeout=httpx.Timeout(connect=20.0, read=60.0, write=60.0, pool=None),
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=32),
+        follow_redirects=False,
+        headers={"User-Agent": USER_AGENT},
+        trust_env=False,  # REQUESTS_CA_BUNDLE & co. point at unrelated things on users' machines
+    )
+
+
+class GraphClient:
+    """Async Graph client; implements interfaces.GraphLike."""
+
+    def __init__(
+        self,
+        graph_url: str,
+        tokens: TokenSource,
+        *,
+        ca_bundle: Path | None = None,
+        emit: EventSink = events.discard,
+        gate: RetryGate | None = None,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.base = graph_url.rstrip("/")
+        self.tokens = tokens
+        self.emit = emit
+        self._own_http = http is None
+        self.http = http or make_http_client(ca_bundle)
+        self.gate = gate or RetryGate(emit, probe=make_probe(self.http))
+        self.requests = 0
+        self.auth_retries = 0
+
+    async def __aenter__(self) -> GraphClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._own_http:
+            await self.http.aclose()
+
+    def url(self, path_or_url: str) -> str:
+        if path_or_url.startswith("https://") or path_or_url.startswith("http://"):
+            return path_or_url
+        return self.base + ("" if path_or_url.startswith("/") else "/") + path_or_url
+
+    async def request(self, method: str, path_or_url: str) -> httpx.Response:
+        """Send with the current token; wait out throttling/outages; refresh once on 401.
+
+        Returns any final response that is not transient (2xx, 3xx, 4xx other than 401/429).
+        """
+        url = self.url(path_or_url)
+        server_errors = 0
+        refreshed = False
+        while True:
+            await self.gate.wait()
+            token = await self.tokens.get()
+            try:
+                self.requests += 1
+                response = await self.http.request(
+                    method, url, headers={"Authorization": f"Bearer {token}"}
+                )
+                await response.aread()
+            except NETWORK_ERRORS as exc:
+                log.debug("network error on %s %s: %s", method, safe_url(url), type(exc).__name__)
+                await self.gate.network_error(url, exc)
+                continue
+            status = response.status_code
+            if status == 401:
+                code, _ = graph_error(response)
+                if refreshed:
+                    raise SignInRequired(
+                        f"Microsoft Graph rejected a freshly refreshed sign-in ({code}).",
+                        "Run `onedrive-backup login` to sign in again.",
+                    )
+                refreshed = True
+                self.auth_retries += 1
+                await self.tokens.refresh(token)
+                continue
+            if status in THROTTLE_STATUSES:
+                wait = parse_retry_after(response.headers.get("Retry-After"))
+                self.gate.throttled(
+                    wait if wait is not None else backoff_delay(server_errors), status
+                )
+                server_errors += 1
+                continue
+            if status in SERVER_ERROR_STATUSES:
+                server_errors += 1
+                if server_errors >= MAX_SERVER_ERROR_ATTEMPTS:
+                    code, message = graph_error(response)
+                    raise TransientError(f"Graph kept failing with HTTP {status} ({code}).")
+                self.gate.throttled(backoff_delay(server_errors), status)
+                continue
+            return response
+
+    async def get_json(self, url: str) -> dict[str, Any]:
+        response = await self.request("GET", url)
+        if response.status_code == 410:
+            raise ResyncRequired(
+                "The change-tracking token expired (HTTP 410); a resync is needed.",
+                location=response.headers.get("Location"),
+            )
+        if response.status_code >= 300:
+            code, message = graph_error(response)
+            if response.status_code in ITEM_GONE_STATUSES or response.status_code == 403:
+                raise ItemError(f"{code}: {message}" if message else code)
+            raise BackupError(
+                f"Microsoft Graph answered HTTP {response.status_code} ({code}) "
+                f"for {safe_url(self.url(url))}."
+            )
+        data = response.json()
+        if not isinstance(data, dict):
+            raise BackupError(f"Unexpected answer from Microsoft Graph for {safe_url(url)}.")
+        return data
+
+    async def download_link(self, drive_id: str, item_id: str) -> str:
+        """A fresh pre-authenticated link for an item's content (the 302 of /content)."""
+        path = f"/drives/{quote(drive_id, safe='')}/items/{quote(item_id, safe='')}/content"
+        response = await self.request("GET", path)
+        if response.status_code in (301, 302, 303, 307, 308):
+            location = response.headers.get("Location")
+            if location:
+                return str(location)
+        if response.status_code < 300:
+            raise ItemError("Graph returned content without a download link")
+        code, message = graph_error(response)
+        if response.status_code in ITEM_GONE_STATUSES:
+            raise ItemError("deleted in OneDrive since the scan")
+        if code == "malwareDetected":
+            raise ItemError("OneDrive flagged this file as malware and blocks its download")
+        raise ItemError(f"cannot download ({response.status_code} {code})")
+
+    async def get_item(self, drive_id: str, item_id: str) -> dict[str, Any]:
+        """Current metadata of one item (used when a file changed after the scan)."""
+        path = f"/drives/{quote(drive_id, safe='')}/items/{quote(item_id, safe='')}"
+        return await self.get_json(path)

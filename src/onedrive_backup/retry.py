@@ -1,0 +1,199 @@
+"""One retry policy for Graph and downloads: throttling pauses everyone, outages are waited out.
+
+`RetryGate` is shared by every worker of a run. Before each request a worker awaits `gate.wait()`;
+it returns at once unless the service asked us to back off (429/503/509 + Retry-After), in which
+case *all* workers pause until then (throttled calls still count against the limit), or the
+network is down, in which case one leader probes with a visible countdown while everyone else
+waits, and all continue when it is back. Nothing here fails a file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+
+import httpx
+
+from onedrive_backup import events
+from onedrive_backup.errors import OutageTooLong
+from onedrive_backup.events import EventSink
+
+log = logging.getLogger(__name__)
+
+# Statuses that mean "try again later" (rclone retries the same set; graph-facts §5).
+THROTTLE_STATUSES = frozenset({429, 503, 509})
+SERVER_ERROR_STATUSES = frozenset({500, 502, 504})
+
+# httpx exceptions that mean the network (not the server) failed us.
+NETWORK_ERRORS: tuple[type[Exception], ...] = (
+    httpx.TransportError,  # connect/read/write errors and timeouts, protocol errors, proxy errors
+    OSError,
+)
+
+Probe = Callable[[str], Awaitable[bool]]
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from Retry-After: delta-seconds (may be fractional) or an HTTP date."""
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if seconds != seconds or seconds < 0:  # NaN or negative
+        return 0.0
+    return min(seconds, 3600.0)
+
+
+def backoff_delay(attempt: int, base: float = 0.5, cap: float = 60.0) -> float:
+    """Exponential backoff with full jitter: uniform in [base/2, min(cap, base * 2**attempt)]."""
+    ceiling = min(cap, base * (2 ** min(attempt, 20)))
+    return random.uniform(min(base / 2, ceiling), ceiling)
+
+
+def origin_of(url: str | httpx.URL) -> str:
+    u = httpx.URL(str(url))
+    port = f":{u.port}" if u.port else ""
+    return f"{u.scheme}://{u.host}{port}"
+
+
+class RetryGate:
+    """Shared pause state for all workers of one run."""
+
+    def __init__(
+        self,
+        emit: EventSink = events.discard,
+        *,
+        probe: Probe | None = None,
+        max_outage: float = 2 * 3600.0,
+        probe_cap: float = 30.0,
+    ) -> None:
+        self._emit = emit
+        self._probe = probe
+        self.max_outage = max_outage
+        self._probe_cap = probe_cap
+        self._resume_at = 0.0  # monotonic time before which nobody sends
+        self._outage: asyncio.Task[None] | None = None
+        self._fatal: OutageTooLong | None = None
+        self.throttle_count = 0
+        self.outage_count = 0
+        self.outage_seconds = 0.0
+
+    # -- throttling -------------------------------------------------------------------------
+
+    def throttled(self, seconds: float, status: int) -> None:
+        """The service asked for a pause: everyone waits at least `seconds` from now."""
+        self.throttle_count += 1
+        until = time.monotonic() + seconds
+        if until > self._resume_at:
+            self._resume_at = until
+            self._emit(events.Throttled(seconds=round(seconds, 3), status=status))
+            log.info("throttled (%s): pausing all transfers for %.3f s", status, seconds)
+
+    async def wait(self) -> None:
+        """Return when requests may be sent: after any throttling pause and any outage."""
+        while True:
+            self._raise_if_fatal()
+            if self._outage is not None and not self._outage.done():
+                await asyncio.shield(self._outage)
+                continue
+            delay = self._resume_at - time.monotonic()
+            if delay <= 0:
+                return
+            await asyncio.sleep(delay)
+
+    # -- outages ------------------------------------------------------------------------------
+
+    async def network_error(self, url: str | httpx.URL, exc: BaseException) -> None:
+        """A request failed at the network level: wait until the origin answers again.
+
+        A single reset while the network is fine (probe answers at once) costs no wait here;
+        the caller still backs off per request. A real outage makes one leader probe with a
+        countdown while every worker waits on it.
+        """
+        self._raise_if_fatal()
+        origin = origin_of(url)
+        if self._outage is None or self._outage.done():
+            if self._probe is not None and await self._probe(origin):
+                return
+            if self._outage is None or self._outage.done():
+                self._outage = asyncio.create_task(self._ride_out(origin, describe(exc)))
+        await asyncio.shield(self._outage)
+        self._raise_if_fatal()
+
+    async def _ride_out(self, origin: str, reason: str) -> None:
+        started = time.monotonic()
+        self.outage_count += 1
+        delay = 1.0
+        while True:
+            down_for = time.monotonic() - started
+            if down_for >= self.max_outage:
+                self._fatal = OutageTooLong(
+                    f"The network has been unreachable for {format_duration(down_for)} "
+                    f"({reason}); stopping with everything saved.",
+                )
+                return
+            delay = min(delay, max(0.1, self.max_outage - down_for))
+            self._emit(
+                events.NetworkWaiting(retry_in=round(delay, 1), down_for=down_for, reason=reason)
+            )
+            log.warning("network down (%s); retrying in %.0f s", reason, delay)
+            await asyncio.sleep(delay)
+            if self._probe is None or await self._probe(origin):
+                down_for = time.monotonic() - started
+                self.outage_seconds += down_for
+                self._emit(events.NetworkRestored(down_for=down_for))
+                log.warning("network back after %.1f s", down_for)
+                return
+            delay = min(delay * 2, self._probe_cap)
+
+    def _raise_if_fatal(self) -> None:
+        if self._fatal is not None:
+            raise self._fatal
+
+
+def make_probe(client: httpx.AsyncClient, timeout: float = 5.0) -> Probe:
+    """A probe that says whether `origin` answers HTTP at all (any status counts as up)."""
+
+    async def probe(origin: str) -> bool:
+        try:
+            response = await client.head(origin + "/", timeout=timeout)
+            await response.aclose()
+        except NETWORK_ERRORS:
+            return False
+        return True
+
+    return probe
+
+
+def describe(exc: BaseException) -> str:
+    """A short, secret-free description of a network failure (never includes the URL)."""
+    name = type(exc).__name__
+    text = str(exc).split("\n")[0]
+    for marker in ("http://", "https://"):
+        if marker in text:
+            text = text.split(marker)[0].rstrip(" :(") or name
+    if "Name or service not known" in text or "getaddrinfo" in text or "nodename" in text:
+        return "DNS lookup failed"
+    if "refused" in text.lower():
+        return "connection refused"
+    return f"{name}: {text}" if text and text != name else name
+
+
+def format_duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
