@@ -202,10 +202,11 @@ def _accounts(app: msal.PublicClientApplication) -> list[dict[str, Any]]:
     return list(app.get_accounts())
 
 
-def signed_in_accounts(settings: Settings) -> list[Account]:
-    """Accounts with tokens in the cache (no network besides the authority discovery)."""
-    app = build_app(settings)
-    return [_to_account(a) for a in _accounts(app)]
+def cached_accounts(settings: Settings) -> list[Account]:
+    """Accounts that have a sign-in stored in the cache (offline: no client id or network)."""
+    cache = open_token_cache(settings)
+    entries = cache.search(msal.TokenCache.CredentialType.ACCOUNT)
+    return list({a.home_account_id: a for a in map(_to_account, entries)}.values())
 
 
 def _to_account(entry: dict[str, Any]) -> Account:
@@ -356,13 +357,23 @@ def login_browser(
 
 
 def logout(settings: Settings) -> list[Account]:
-    """Remove every account and its tokens from the cache; returns who was signed out."""
-    app = build_app(settings)
-    removed = []
-    for entry in _accounts(app):
-        app.remove_account(entry)
-        removed.append(_to_account(entry))
-    return removed
+    """Remove every account and all its tokens from the cache; returns who was signed out.
+
+    Works offline: the cache is ours alone, so it is emptied directly rather than through an
+    MSAL app (which would first contact the authority).
+    """
+    cache = open_token_cache(settings)
+    kinds = msal.TokenCache.CredentialType
+    accounts = list(cache.search(kinds.ACCOUNT))
+    for entry in list(cache.search(kinds.REFRESH_TOKEN)):
+        cache.remove_rt(entry)
+    for entry in list(cache.search(kinds.ACCESS_TOKEN)):
+        cache.remove_at(entry)
+    for entry in list(cache.search(kinds.ID_TOKEN)):
+        cache.remove_idt(entry)
+    for entry in accounts:
+        cache.remove_account(entry)
+    return list({a.home_account_id: a for a in map(_to_account, accounts)}.values())
 
 
 # --- the TokenSource --------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""One module per command (`<name>_cmd.py`): `register(subparsers)` and `run(args)`."""
