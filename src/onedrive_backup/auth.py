@@ -591,8 +591,8 @@ class MsalTokenSource:
         self._lifetime = lifetime
         self._expires_at = self._clock() + lifetime
         self._failures = 0
-        if result.get("token_source") != "cache":
+        if result.get("token_source") != "cache":  # a real grant, not MSAL's stored token
             self.refresh_count += 1
-        log.debug("Access token renewed; it expires in %.0f s", lifetime)
-        self.emit(events.TokenRefreshed(expires_in=lifetime))
+            log.debug("Access token renewed; it expires in %.0f s", lifetime)
+            self.emit(events.TokenRefreshed(expires_in=lifetime))
         return token
