@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import time
@@ -213,8 +214,25 @@ async def authorize(request: web.Request) -> web.Response:
     params = {"code": code}
     if "state" in q:
         params["state"] = q["state"]
+    if q.get("response_mode") == "form_post":
+        return web.Response(text=_form_post(redirect, params), content_type="text/html")
     sep = "&" if "?" in redirect else "?"
     return web.Response(status=302, headers={"Location": f"{redirect}{sep}{urlencode(params)}"})
+
+
+def _form_post(redirect: str, params: dict[str, str]) -> str:
+    """The auto-submitting form Entra answers with for response_mode=form_post."""
+    inputs = "".join(
+        f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}"/>'
+        for k, v in params.items()
+    )
+    return (
+        "<html><head><title>Working...</title></head><body>"
+        f'<form method="POST" name="hiddenform" action="{html.escape(redirect)}">{inputs}'
+        "<noscript><p>Script is disabled. Click Submit to continue.</p>"
+        '<input type="submit" value="Submit"/></noscript></form>'
+        "<script>document.forms[0].submit();</script></body></html>"
+    )
 
 
 def add_routes(app: web.Application) -> None:

@@ -101,6 +101,10 @@ class Emulator:
     def admin_key(self) -> str:
         return self.state.admin_key
 
+    def client_ssl_context(self) -> ssl.SSLContext:
+        """A client context trusting only this emulator's CA (for httpx/aiohttp in tests)."""
+        return ssl.create_default_context(cafile=str(self.ca_path))
+
     def env(self) -> dict[str, str]:
         """The environment a client needs to use this emulator."""
         return {
@@ -178,7 +182,9 @@ class Emulator:
         if self._outage_handle is not None:
             self._outage_handle.cancel()
         for o in self._origins.values():
+            _abort_connections(o.runner)
             await o.runner.cleanup()
+        await asyncio.sleep(0.01)  # let aborted transports close their sockets
         loop = asyncio.get_running_loop()
         await loop.shutdown_asyncgens()
         await loop.shutdown_default_executor()
@@ -235,10 +241,7 @@ class Emulator:
             if o.site is not None:
                 await o.site.stop()
                 o.site = None
-            server = o.runner.server
-            for conn in list(server.connections if server else []):
-                if conn.transport is not None:
-                    conn.transport.abort()
+            _abort_connections(o.runner)
         delay = self._outage_until - time.monotonic()
         self._outage_handle = loop.call_later(delay, lambda: loop.create_task(self._end_outage()))
 
@@ -276,3 +279,11 @@ class Emulator:
         from onedrive_backup.emulator.links import mint_link
 
         return mint_link(self.state, self.drive.resolve(path_or_id).num)
+
+
+def _abort_connections(runner: web.AppRunner) -> None:
+    """Cut every open connection at once (a TLS close would wait for the peer)."""
+    server = runner.server
+    for conn in list(server.connections if server else []):
+        if conn.transport is not None:
+            conn.transport.abort()
