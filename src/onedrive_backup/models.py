@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
 
 Kind = Literal["file", "folder", "package", "root"]
 Status = Literal["pending", "done", "failed", "skipped", "unverified"]
@@ -190,3 +190,6 @@ class ScanResult:
     vault: list[str] = field(default_factory=list)
     malware: list[str] = field(default_factory=list)
     shared: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

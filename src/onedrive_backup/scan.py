@@ -1,0 +1,400 @@
+"""Delta enumeration into the state, then a resolve pass that places every item on disk.
+
+Paging: each delta page's items and the next link are committed in one transaction
+(invariant 2), so a killed scan continues from its last committed page. After the last page
+the deltaLink is stored; later runs start from it and receive only changes. A 410 starts a
+full enumeration again (from its Location header when given); items already done whose
+content still matches stay done, and whatever the new enumeration does not list is gone.
+
+Resolve: delta gives no paths and no order (a child may come before its parent), so paths are
+rebuilt from parent ids once every page is in: folders in memory, files per parent in SQL.
+Safe local names come from paths.py; siblings that collide on a case- and
+normalisation-insensitive disk get deterministic " (n)" suffixes; names already on disk
+never change because a new sibling arrived. Files on disk that moved or were renamed get a
+queued move, deleted ones a queued retirement (state.LocalOp); nothing is deleted here.
+
+Graph's JSON shapes stop here: `parse_item` turns them into models.RemoteItem.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from onedrive_backup import events
+from onedrive_backup.errors import BackupError, ResyncRequired
+from onedrive_backup.events import EventSink
+from onedrive_backup.interfaces import GraphLike
+from onedrive_backup.models import ChangeCounts, Kind, RemoteItem, ScanResult, Special
+from onedrive_backup.paths import UnsafePathError, collision_key, disambiguate, safe_name
+from onedrive_backup.selection import Selection
+from onedrive_backup.state import RESERVED_TOP_NAMES, BackupState, ChildRow, FolderRow, Placement
+
+log = logging.getLogger(__name__)
+
+# Only the fields we use: smaller pages, faster scans.
+DELTA_SELECT = (
+    "id,name,size,eTag,cTag,parentReference,file,folder,package,root,deleted,remoteItem,"
+    "malware,fileSystemInfo,specialFolder"
+)
+# The emulator allows up to 1000; Graph documents no maximum, and larger pages mean fewer
+# round trips on slow links (rclone lists 1000 at a time too).
+DEFAULT_PAGE_SIZE = 1000
+MAX_RESYNCS = 3  # 410s in one scan before we give up instead of looping
+_FLUSH_ROWS = 2000  # placements per resolve transaction
+
+
+def delta_start_url(page_size: int = DEFAULT_PAGE_SIZE) -> str:
+    return f"/me/drive/root/delta?$select={quote(DELTA_SELECT, safe=',')}&$top={page_size}"
+
+
+# --- Graph JSON → RemoteItem ----------------------------------------------------------------
+
+
+def _epoch(value: Any) -> float | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _kind(d: Mapping[str, Any], remote: Mapping[str, Any] | None) -> Kind:
+    if "root" in d:
+        return "root"
+    facets = d if any(k in d for k in ("package", "folder", "file")) else (remote or {})
+    if "package" in facets:  # ODB notebooks carry folder and package: package wins
+        return "package"
+    if "folder" in facets:
+        return "folder"
+    return "file"
+
+
+def parse_item(d: Mapping[str, Any]) -> RemoteItem:
+    """One driveItem from delta (or GET item) as our own type."""
+    remote = d.get("remoteItem") if isinstance(d.get("remoteItem"), Mapping) else None
+    parent = d.get("parentReference") or {}
+    file_facet = d.get("file") or (remote or {}).get("file") or {}
+    hashes = file_facet.get("hashes") or {}
+    fsi = d.get("fileSystemInfo") or (remote or {}).get("fileSystemInfo") or {}
+    kind = _kind(d, remote)
+    size_value = d.get("size", (remote or {}).get("size"))
+    size = int(size_value) if isinstance(size_value, int | float) else 0
+    special: Special | None = None
+    reason: str | None = None
+    if "malware" in d:
+        special = "malware"
+        detail = (d.get("malware") or {}).get("description")
+        reason = "OneDrive flagged this file as malware" + (f": {detail}" if detail else "")
+    elif remote is not None:
+        special = "remote"
+    elif (d.get("specialFolder") or {}).get("name") == "vault":
+        special = "vault"
+    elif kind == "package" and (d.get("package") or {}).get("type") == "oneNote":
+        special = "onenote"
+    elif kind == "file" and size == 0:
+        special = "zero"
+    return RemoteItem(
+        item_id=str(d["id"]),
+        drive_id=parent.get("driveId"),
+        parent_id=parent.get("id"),
+        name=str(d.get("name") or (remote or {}).get("name") or ""),
+        kind=kind,
+        size=size,
+        mtime=_epoch(fsi.get("lastModifiedDateTime") or d.get("lastModifiedDateTime")),
+        ctime=_epoch(fsi.get("createdDateTime") or d.get("createdDateTime")),
+        etag=d.get("eTag"),
+        ctag=d.get("cTag"),
+        quickxorhash=hashes.get("quickXorHash"),
+        sha256=hashes.get("sha256Hash"),
+        deleted="deleted" in d,
+        special=special,
+        special_reason=reason,
+    )
+
+
+# --- the scan ---------------------------------------------------------------------------------
+
+
+async def scan(
+    graph: GraphLike,
+    state: BackupState,
+    selection: Selection | None = None,
+    emit: EventSink = events.discard,
+    *,
+    page_size: int = DEFAULT_PAGE_SIZE,
+) -> ScanResult:
+    """Bring the inventory up to date with the drive; see the module docstring."""
+    selection = _settle_selection(state, selection)
+    start_url = delta_start_url(page_size)
+    cursor = state.get_cursor()
+    if cursor.phase == "new" or (cursor.phase == "complete" and not cursor.delta_link):
+        state.begin_enumeration(start_url, full=True)
+    elif cursor.phase == "complete" and cursor.delta_link:
+        state.begin_enumeration(cursor.delta_link, full=False)
+    resyncs = 0
+    cursor = state.get_cursor()
+    while cursor.phase == "paging" and cursor.next_link:
+        try:
+            page = await graph.get_json(cursor.next_link)
+        except ResyncRequired as exc:
+            resyncs += 1
+            if resyncs > MAX_RESYNCS:
+                raise BackupError(
+                    "OneDrive keeps asking for a resync (HTTP 410); the scan cannot continue.",
+                    hint="Try again later; the backup state is saved.",
+                ) from exc
+            log.warning("delta token expired (410): enumerating the drive again")
+            emit(events.Message(text="OneDrive asked for a full resync; unchanged files stay."))
+            state.begin_enumeration(exc.location or start_url, full=True, resync=True)
+            cursor = state.get_cursor()
+            continue
+        next_link = page.get("@odata.nextLink")
+        delta_link = page.get("@odata.deltaLink")
+        if not next_link and not delta_link:
+            raise BackupError("OneDrive ended a change listing without a next or delta link.")
+        items = [parse_item(v) for v in page.get("value") or ()]
+        stats = state.ingest_page(items, next_link=next_link, delta_link=delta_link)
+        emit(
+            events.ScanProgress(
+                items_seen=stats.get("items_seen", 0),
+                pages=stats.get("pages", 0),
+                files_selected=stats.get("files_seen", 0),
+                bytes_selected=stats.get("bytes_seen", 0),
+            )
+        )
+        cursor = state.get_cursor()
+    if cursor.phase == "resolving":
+        resolve(state, selection, sweep=cursor.full)
+        state.finish_scan()
+    result = _result(state, resynced=resyncs > 0 or cursor.resynced)
+    emit(
+        events.ScanProgress(
+            items_seen=result.items_seen,
+            pages=result.pages,
+            files_selected=result.files_selected,
+            bytes_selected=result.bytes_selected,
+        )
+    )
+    return result
+
+
+def _settle_selection(state: BackupState, selection: Selection | None) -> Selection:
+    """The selection to apply; a different one than last time re-evaluates every file."""
+    stored = state.get_meta("scan_selection")
+    if selection is None:
+        return Selection.from_json(stored) if stored is not None else Selection.all()
+    if stored != selection.to_json():
+        state.set_meta_many({"scan_selection": selection.to_json(), "reselect": stored is not None})
+    return selection
+
+
+def _result(state: BackupState, *, resynced: bool) -> ScanResult:
+    cursor = state.get_cursor()
+    stats = cursor.stats
+    totals = state.totals()
+    named: dict[str, list[str]] = {"onenote": [], "vault": [], "malware": [], "remote": []}
+    for special, path, _reason in state.iter_special():
+        named[special].append(path)
+    return ScanResult(
+        pages=stats.get("pages", 0),
+        items_seen=stats.get("items_seen", 0),
+        full_enumeration=cursor.full,
+        resynced=resynced,
+        files_total=state.count_files(),
+        files_selected=totals.files,
+        bytes_selected=totals.total_bytes,
+        changes=ChangeCounts(
+            added=stats.get("added", 0),
+            modified=stats.get("modified", 0),
+            deleted=stats.get("deleted", 0),
+            moved=stats.get("moved", 0),
+        ),
+        ops_queued=state.count_ops(),
+        deselected_on_disk=totals.deselected_on_disk,
+        zero_byte_files=totals.special.get("zero", 0),
+        orphans=state.count_unplaced(),
+        notebooks=named["onenote"],
+        vault=named["vault"],
+        malware=named["malware"],
+        shared=named["remote"],
+    )
+
+
+# --- resolve: parent ids → paths -------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Node:
+    """A folder's place, as stored or as just computed."""
+
+    remote_path: str
+    local_path: str
+    in_vault: bool
+    dirty: bool
+
+
+def resolve(state: BackupState, selection: Selection, *, sweep: bool) -> None:
+    """Remove deleted items, then place every new, renamed or moved item (see module doc)."""
+    if sweep:
+        state.mark_unseen_deleted()
+    if not state.needs_resolve():
+        if state.get_meta("reselect"):
+            state.reevaluate_selection(selection.matches)
+        return
+    folders = {f.item_id: f for f in state.load_folders()}
+    kids: dict[str, list[str]] = {}
+    for f in folders.values():
+        if f.parent_id is not None:
+            kids.setdefault(f.parent_id, []).append(f.item_id)
+    _remove_deleted(state, folders, kids)
+    _Placer(state, selection, folders, kids).run()
+    if state.get_meta("reselect"):
+        state.reevaluate_selection(selection.matches)
+
+
+def _remove_deleted(
+    state: BackupState, folders: dict[str, FolderRow], kids: dict[str, list[str]]
+) -> None:
+    gone: set[str] = set()
+    todo = [f.item_id for f in folders.values() if f.deleted]
+    while todo:
+        folder_id = todo.pop()
+        if folder_id in gone:
+            continue
+        gone.add(folder_id)
+        todo.extend(kids.get(folder_id, ()))
+    files = state.deleted_file_ids()
+    if gone or files:
+        state.remove_items([*files, *gone], files_under=sorted(gone))
+    for folder_id in gone:
+        folders.pop(folder_id, None)
+
+
+class _Placer:
+    """Walks the folder tree from the root; places the children of every folder that changed."""
+
+    def __init__(
+        self,
+        state: BackupState,
+        selection: Selection,
+        folders: dict[str, FolderRow],
+        kids: dict[str, list[str]],
+    ) -> None:
+        self.state = state
+        self.selection = selection
+        self.folders = folders
+        self.kids = kids
+        self.dirty_parents = state.dirty_parents()
+        self.nodes: dict[str, _Node] = {}
+        self.batch: list[Placement] = []
+        self.placed_parents: list[str] = []
+
+    def run(self) -> None:
+        roots = [f for f in self.folders.values() if f.kind == "root"]
+        if not roots:
+            return
+        root = roots[0]
+        root_dirty = root.dirty or root.local_path != ""
+        self.nodes[root.item_id] = _Node("/", "", False, root_dirty)
+        if root_dirty:
+            self.batch.append(Placement(root.item_id, "", "", "/", False, None, keep_dirty=True))
+        queue = deque([root.item_id])
+        while queue:
+            folder_id = queue.popleft()
+            node = self._node(folder_id)
+            if node is None:
+                continue
+            if node.dirty or folder_id in self.dirty_parents:
+                self._place_children(folder_id, node, is_root=folder_id == root.item_id)
+            queue.extend(k for k in self.kids.get(folder_id, ()) if k in self.folders)
+        self._flush()
+
+    def _node(self, folder_id: str) -> _Node | None:
+        node = self.nodes.get(folder_id)
+        if node is None:  # never placed in this pass: take what is stored
+            f = self.folders[folder_id]
+            if f.local_path is None or f.remote_path is None:
+                return None  # unplaced and unchanged under an unchanged parent: not reached
+            node = _Node(f.remote_path, f.local_path, f.special == "vault", f.dirty)
+            self.nodes[folder_id] = node
+        return node
+
+    def _place_children(self, folder_id: str, node: _Node, *, is_root: bool) -> None:
+        children = self.state.children(folder_id)
+        names = self._assign_names(children, node.dirty, is_root)
+        for child in children:
+            if not (node.dirty or child.dirty):
+                continue
+            local_name = names.get(child.item_id) or child.local_name
+            if local_name is None:
+                continue
+            remote_path = ("" if node.remote_path == "/" else node.remote_path) + "/" + child.name
+            local_path = f"{node.local_path}/{local_name}" if node.local_path else local_name
+            in_vault = node.in_vault or child.special == "vault"
+            special = "vault" if in_vault else child.special
+            keep_dirty = False
+            if child.kind != "file":
+                keep_dirty = (
+                    child.dirty
+                    or local_path != child.local_path
+                    or remote_path != child.remote_path
+                    or in_vault != (child.special == "vault")
+                )
+                self.nodes[child.item_id] = _Node(remote_path, local_path, in_vault, keep_dirty)
+            selected = child.kind == "file" and self.selection.matches(remote_path)
+            self.batch.append(
+                Placement(
+                    child.item_id,
+                    local_name,
+                    local_path,
+                    remote_path,
+                    selected,
+                    special,
+                    keep_dirty=keep_dirty,
+                )
+            )
+        self.placed_parents.append(folder_id)
+        if len(self.batch) >= _FLUSH_ROWS:
+            self._flush()
+
+    def _assign_names(
+        self, children: list[ChildRow], parent_dirty: bool, is_root: bool
+    ) -> dict[str, str]:
+        """Local names for the dirty children; names on disk are kept as they are."""
+        taken = {collision_key(c.local_name) for c in children if not c.dirty and c.local_name}
+        if is_root:
+            taken.update(collision_key(n) for n in RESERVED_TOP_NAMES)
+        assigned: dict[str, str] = {}
+        for child in sorted((c for c in children if c.dirty), key=lambda c: (c.name, c.item_id)):
+            candidate = safe_name(child.name)
+            n = 1
+            while collision_key(candidate) in taken:
+                n += 1
+                candidate = disambiguate(child.name, n)
+            try:
+                _check_component(candidate)
+            except UnsafePathError:
+                log.error("refusing unsafe local name for item %s", child.item_id)
+                continue
+            taken.add(collision_key(candidate))
+            assigned[child.item_id] = candidate
+        return assigned
+
+    def _flush(self) -> None:
+        if self.batch or self.placed_parents:
+            self.state.apply_placements(self.batch, placed_parents=self.placed_parents)
+        self.batch = []
+        self.placed_parents = []
+
+
+def _check_component(name: str) -> None:
+    """Defence in depth for invariant 6: one plain component, whatever paths.py returned."""
+    if name in ("", ".", "..") or "/" in name or "\\" in name or "\x00" in name:
+        raise UnsafePathError(f"not a single safe path component: {name!r}")
