@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from onedrive_backup import events
+from onedrive_backup.errors import BackupError
 from onedrive_backup.events import Event
 from onedrive_backup.progress import human_bytes, human_duration
 from onedrive_backup.redact import redact
+from onedrive_backup.state import BackupState
 
 EXAMPLES_PER_REASON = 3
 REPORTS_DIR = Path(".onedrive-backup") / "reports"
@@ -255,6 +257,25 @@ def write_report(
     text = "\n".join(summary_lines(summary, recorder, json_path)) + "\n"
     _write_atomic(text_path, redact(text))
     return json_path, text_path
+
+
+def state_summary(backup_dir: Path) -> dict[str, Any]:
+    """Counts from the state itself, for runs that stopped before the engine's summary."""
+    try:
+        with BackupState.open(backup_dir, read_only=True) as state:
+            totals = state.totals()
+    except BackupError:
+        return {}
+    return {
+        "files": {
+            "selected": totals.files,
+            "done": totals.count("done"),
+            "failed": totals.count("failed"),
+            "unverified": totals.count("unverified"),
+            "pending": totals.count("pending"),
+        },
+        "bytes": {"selected": totals.total_bytes, "done": totals.bytes("done")},
+    }
 
 
 def latest_report(backup_dir: Path) -> dict[str, Any] | None:
