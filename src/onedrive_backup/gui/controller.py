@@ -79,7 +79,7 @@ class RunStatus:
     finished_at: float | None = None
 
 
-@dataclass
+@dataclass(eq=False)  # identity: kept in a set
 class Subscriber:
     queue: asyncio.Queue[str | None] = field(
         default_factory=lambda: asyncio.Queue(maxsize=QUEUE_LIMIT)
@@ -367,6 +367,10 @@ class Controller:
 
     def stop(self, *, pause: bool = False) -> None:
         """Stop the run gracefully (the engine saves its state); pause is stop + resume later."""
+        if self.run.state == "paused" and not pause:
+            self.run.state = "stopped"  # already stopped and saved: just leave the run screen
+            self._changed()
+            return
         if self.run.state != "running" or self._run_task is None:
             raise UsageError("No backup is running.")
         self.run.state = "pausing" if pause else "stopping"
