@@ -1,9 +1,10 @@
 """What to back up: categories by extension, folder subtrees, include/exclude globs.
 
 All matching is on the remote display path ("/Pictures/2020/IMG_1.JPG"), case-insensitive.
-A glob without "/" matches the file name; with "/" it matches the whole path ("*" crosses
-folders). A file is selected when it is in one of the folders (if any), in one of the
-categories, matches an include (if any) and no exclude: exclude wins.
+A glob without "/" matches any one name along the path, as in .gitignore ("*.tmp", "Cache",
+"*private*"); with "/" it matches the whole path from the top ("*" crosses folders).
+A file is selected when it is in one of the folders (if any), in one of the categories,
+matches an include (if any) and no exclude: exclude wins.
 """
 
 from __future__ import annotations
@@ -142,7 +143,8 @@ class Selection:
     def matches(self, remote_path: str) -> bool:
         """Is the file at `remote_path` ("/a/b.jpg") selected?"""
         path = _fold(remote_path)
-        name = path.rsplit("/", 1)[-1]
+        names = path.strip("/").split("/")
+        name = names[-1]
         extensions = self._extensions
         if extensions is not None:
             ext = name.rsplit(".", 1)[-1] if "." in name else ""
@@ -152,9 +154,9 @@ class Selection:
             path.startswith(folder + "/") or path == folder for folder in self.folders
         ):
             return False
-        if self._include and not any(_glob_hit(g, path, name) for g in self._include):
+        if self._include and not any(_glob_hit(g, path, names) for g in self._include):
             return False
-        return not any(_glob_hit(g, path, name) for g in self._exclude)
+        return not any(_glob_hit(g, path, names) for g in self._exclude)
 
     __call__ = matches
 
@@ -168,6 +170,8 @@ def _compile(glob: str) -> tuple[bool, re.Pattern[str]]:
     return on_path, re.compile(fnmatch.translate(folded))
 
 
-def _glob_hit(glob: tuple[bool, re.Pattern[str]], path: str, name: str) -> bool:
+def _glob_hit(glob: tuple[bool, re.Pattern[str]], path: str, names: list[str]) -> bool:
     on_path, pattern = glob
-    return pattern.match(path if on_path else name) is not None
+    if on_path:
+        return pattern.match(path) is not None
+    return any(pattern.match(name) for name in names)

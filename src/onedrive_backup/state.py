@@ -355,6 +355,19 @@ def _check_and_migrate(db: sqlite3.Connection, path: Path, *, writable: bool) ->
     return version
 
 
+def _open_checked(path: Path, mode: Literal["ro", "rw", "rwc"]) -> sqlite3.Connection:
+    """Connect, refuse what is not ours (before writing a single byte), migrate, tune."""
+    db = _connect(path, mode)
+    try:
+        _check_and_migrate(db, path, writable=mode != "ro")
+        if mode != "ro":
+            _init_connection(db)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
 def migrate(db: sqlite3.Connection, from_version: int) -> None:
     """Apply every migration after `from_version`, each in its own transaction."""
     for version in range(from_version, SCHEMA_VERSION):
@@ -418,9 +431,7 @@ class BackupState:
         lock = BackupLock(state_dir / LOCK_FILE)
         lock.acquire()
         try:
-            db = _connect(state_dir / STATE_FILE, "rwc")
-            _init_connection(db)
-            _check_and_migrate(db, state_dir / STATE_FILE, writable=True)
+            db = _open_checked(state_dir / STATE_FILE, "rwc")
             state = cls(backup_dir, db, lock)
             state.set_meta("created", when.timestamp())
             state.set_meta("created_by", __version__)
@@ -445,10 +456,7 @@ class BackupState:
             lock = BackupLock(backup_dir / STATE_DIR / LOCK_FILE)
             lock.acquire()
         try:
-            db = _connect(path, "ro" if read_only else "rw")
-            if not read_only:
-                _init_connection(db)
-            _check_and_migrate(db, path, writable=not read_only)
+            db = _open_checked(path, "ro" if read_only else "rw")
         except BaseException:
             if lock is not None:
                 lock.release()
