@@ -77,12 +77,12 @@ class Counters:
         with self._lock:
             self.bytes_served[item_id] += n
 
-    def delivered(self, item_id: str, *, complete: bool, from_zero: bool) -> None:
+    def delivered(self, item_id: str, *, from_zero: bool, n: int = 1) -> None:
+        """A response sent the file's last byte (n=-1 takes one back after a failed write)."""
         with self._lock:
-            if complete:
-                self.complete_deliveries[item_id] += 1
-                if from_zero:
-                    self.full_deliveries[item_id] += 1
+            self.complete_deliveries[item_id] += n
+            if from_zero:
+                self.full_deliveries[item_id] += n
 
     def auth_header_on_download(self) -> None:
         with self._lock:

@@ -39,8 +39,8 @@ class Cursor:
         return Cursor(kind, epoch, seq, pos, end, issued)
 
 
-def start_cursor(drive: Drive, token: str | None) -> Cursor | None:
-    """The cursor a request starts from; None means the token is unknown or stale (410)."""
+def start_cursor(drive: Drive, token: str | None, lifetime: float | None = None) -> Cursor | None:
+    """The cursor a request starts from; None: the token is unknown, stale or expired (410)."""
     with drive.lock:
         now = int(time.time())
         if token is None:
@@ -50,13 +50,11 @@ def start_cursor(drive: Drive, token: str | None) -> Cursor | None:
         cursor = Cursor.decode(token)
         if cursor is None or cursor.epoch != drive.epoch or cursor.seq > drive.seq:
             return None
+        if lifetime is not None and now - cursor.issued > lifetime:
+            return None
         if cursor.kind == "D":  # a new round: everything logged after the link's seq
             return Cursor("C", drive.epoch, drive.seq, drive.log_position(cursor.seq), 0, now)
         return cursor
-
-
-def token_expired(cursor: Cursor, lifetime: float | None) -> bool:
-    return lifetime is not None and time.time() - cursor.issued > lifetime
 
 
 def page(drive: Drive, cursor: Cursor, top: int, shuffle: bool) -> tuple[list[Item], Cursor]:

@@ -140,10 +140,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
         return resp
     plan = _plan(st, item_id, size, start, length)
     await resp.prepare(request)
-    sent = await _send(request, resp, st, item, item_id, plan)
-    st.counters.delivered(
-        item_id, complete=sent == length and start + length == size, from_zero=start == 0
-    )
+    await _send(request, resp, st, item, item_id, plan)
     return resp
 
 
@@ -173,22 +170,44 @@ async def _send(
     item_id: str,
     plan: Plan,
 ) -> int:
-    """Write the body; returns the bytes sent before the client left or a fault cut it."""
+    """Write the body; returns the bytes sent before the client left or a fault cut it.
+
+    Bytes and deliveries are counted *before* each write, so a test that has just read the
+    last byte already sees them; a failed write takes its count back.
+    """
     sent = 0
+    whole = plan.start + plan.length == item.size
+    if plan.length == 0:  # a zero-byte file: the empty body is the whole file
+        _count(st, item_id, 0, whole, True)
     try:
         for piece in _pieces(st, item, plan):
             if plan.action and sent == plan.cut:
                 if await _act(request, st, plan):
                     return sent
                 plan.action = None
-            await resp.write(piece)
-            sent += len(piece)
-            st.counters.add_bytes(item_id, len(piece))
-        if plan.action and sent == plan.cut and await _act(request, st, plan):
-            return sent
+            n = len(piece)
+            last = sent + n == plan.length
+            done = last and whole
+            _count(st, item_id, n, done, plan.start == 0)
+            try:
+                await resp.write(piece)
+            except (ConnectionError, OSError):
+                _count(st, item_id, -n, done, plan.start == 0, undo=True)
+                raise
+            sent += n
+        if plan.action and sent == plan.cut:
+            await _act(request, st, plan)
     except (ConnectionError, OSError):
         pass
     return sent
+
+
+def _count(
+    st: State, item_id: str, n: int, complete: bool, from_zero: bool, undo: bool = False
+) -> None:
+    st.counters.add_bytes(item_id, n)
+    if complete:
+        st.counters.delivered(item_id, from_zero=from_zero, n=-1 if undo else 1)
 
 
 async def _act(request: web.Request, st: State, plan: Plan) -> bool:

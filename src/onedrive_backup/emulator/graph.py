@@ -175,7 +175,8 @@ async def _children(st: State, request: web.Request, target: Target) -> web.Stre
         return json_response({"value": []})
     top = _top(request, st.faults.children_page_size, MAX_TOP)
     try:
-        skip = int(base64.urlsafe_b64decode(request.query.get("$skiptoken", "MA==")))
+        token = request.query.get("$skiptoken", "MA")
+        skip = int(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
     except (binascii.Error, ValueError):
         return graph_error(400, "invalidRequest", "Invalid $skiptoken.")
     with st.drive.lock:
@@ -212,8 +213,8 @@ async def _delta(
     base = f"/v1.0{target.prefix}/root/delta"
     if target.item is not drive.root:
         return graph_error(400, "notSupported", "Delta is only supported on the root.")
-    cursor = deltamod.start_cursor(drive, token)
-    if cursor is None or deltamod.token_expired(cursor, st.faults.delta_token_lifetime):
+    cursor = deltamod.start_cursor(drive, token, st.faults.delta_token_lifetime)
+    if cursor is None:
         return _resync(st, base)
     top = _top(request, 200, st.faults.delta_max_top)
     items, after = deltamod.page(drive, cursor, top, st.faults.delta_shuffle)

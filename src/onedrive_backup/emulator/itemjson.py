@@ -97,4 +97,4 @@ def select(body: dict[str, Any], fields: set[str] | None) -> dict[str, Any]:
     if not fields:
         return body
     keep = fields | {"id", "deleted", "@odata.type"}
-    return {k: v for k, v in body.items() if k in keep or k.startswith("@microsoft.graph")}
+    return {k: v for k, v in body.items() if k in keep}
