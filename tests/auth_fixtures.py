@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,10 @@ class SignedIn:
         source = auth.MsalTokenSource(self.settings, **kwargs)
         self.sources.append(source)
         return source
+
+    def close(self) -> None:
+        for source in self.sources:
+            source.close()
 
     def login(self) -> auth.Account:
         """Sign in again (device code, auto-approved) into the same config dir."""
@@ -71,5 +76,7 @@ def sign_in(emulator: Any, config_dir: Path) -> SignedIn:
 
 
 @pytest.fixture
-def signed_in(emulator: Any, tmp_path: Path) -> SignedIn:
-    return sign_in(emulator, tmp_path / "config")
+def signed_in(emulator: Any, tmp_path: Path) -> Iterator[SignedIn]:
+    signed = sign_in(emulator, tmp_path / "config")
+    yield signed
+    signed.close()

@@ -150,6 +150,46 @@ def cache_notice(cache: TokenCache) -> str | None:
 # --- the MSAL application --------------------------------------------------------------------
 
 
+class MsalSession(requests.Session):
+    """The HTTP session MSAL uses: our CA trust, a timeout, and the last status per thread.
+
+    requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE replace a session's `verify`; users set
+    those to unrelated bundles, so they are ignored here (proxies from the environment stay).
+    """
+
+    def __init__(self, verify: str, timeout: float) -> None:
+        super().__init__()
+        self.verify = verify
+        self._timeout = timeout
+        self._last = threading.local()
+        adapter = requests.adapters.HTTPAdapter(max_retries=1)
+        self.mount("https://", adapter)
+        self.hooks["response"].append(self._remember)
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("timeout", self._timeout)
+        return super().request(*args, **kwargs)
+
+    def _remember(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self._last.status = response.status_code
+        self._last.retry_after = response.headers.get("Retry-After")
+
+    def merge_environment_settings(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        merged: dict[str, Any] = super().merge_environment_settings(*args, **kwargs)
+        merged["verify"] = self.verify
+        return merged
+
+    def take_last(self) -> tuple[int | None, str | None]:
+        status = getattr(self._last, "status", None)
+        retry_after = getattr(self._last, "retry_after", None)
+        self._last.status = self._last.retry_after = None
+        return status, retry_after
+
+
+def _session(settings: Settings) -> MsalSession:
+    return MsalSession(tls.combined_ca_file(settings.ca_bundle), HTTP_TIMEOUT)
+
+
 def build_app(
     settings: Settings,
     cache: TokenCache | None = None,
@@ -168,11 +208,7 @@ def build_app(
         "token_cache": cache if cache is not None else open_token_cache(settings),
         "http_cache": http_cache,
     }
-    if http_client is not None:
-        kwargs["http_client"] = http_client
-    else:
-        kwargs["verify"] = tls.combined_ca_file(settings.ca_bundle)
-        kwargs["timeout"] = HTTP_TIMEOUT
+    kwargs["http_client"] = http_client or _session(settings)
     if endpoints.is_custom:
         # Never ask login.microsoftonline.com about a host it does not know (and keep tests
         # offline): no instance discovery and no authority-alias lookups.
@@ -185,9 +221,9 @@ def build_app(
             f"The sign-in authority {endpoints.authority} could not be used: {exc}",
             "Check --cloud, --tenant and --authority.",
         ) from exc
-    except requests.RequestException as exc:
+    except (requests.RequestException, msal.exceptions.MsalServiceError) as exc:
         raise SignInRequired(
-            f"Could not reach the sign-in service at {endpoints.authority} ({type(exc).__name__}).",
+            f"Could not reach the sign-in service at {endpoints.authority} ({exc}).",
             "Check the network connection (and --ca-bundle for a custom authority), then retry.",
         ) from exc
 
@@ -294,8 +330,20 @@ def login_device_code(
     earlier failure (its HTTP throttle cache) gets in the way.
     """
     out = out or sys.stdout
+    with _session(settings) as http:
+        return _login_device_code(settings, http, shared=shared, out=out, plain_cache=plain_cache)
+
+
+def _login_device_code(
+    settings: Settings,
+    http: MsalSession,
+    *,
+    shared: bool,
+    out: TextIO,
+    plain_cache: bool | None,
+) -> Account:
     cache = open_token_cache(settings, plain=plain_cache)
-    app = build_app(settings, cache)
+    app = build_app(settings, cache, http_client=http)
     try:
         flow = app.initiate_device_flow(scopes=scopes(shared))
     except requests.RequestException as exc:
@@ -335,8 +383,23 @@ def login_browser(
 ) -> Account:
     """Sign in in a browser (authorization code + PKCE, redirect to http://localhost:PORT)."""
     out = out or sys.stdout
+    with _session(settings) as http:
+        return _login_browser(
+            settings, http, shared=shared, out=out, timeout=timeout, plain_cache=plain_cache
+        )
+
+
+def _login_browser(
+    settings: Settings,
+    http: MsalSession,
+    *,
+    shared: bool,
+    out: TextIO,
+    timeout: float | None,
+    plain_cache: bool | None,
+) -> Account:
     cache = open_token_cache(settings, plain=plain_cache)
-    app = build_app(settings, cache)
+    app = build_app(settings, cache, http_client=http)
     print("Opening your browser to sign in...", file=out, flush=True)
     try:
         result = app.acquire_token_interactive(
@@ -392,34 +455,6 @@ class TokenRefreshFailed(SignInRequired):
     """The token endpoint kept failing: the run ends rather than hammering it."""
 
 
-class _RecordingSession(requests.Session):
-    """requests.Session that remembers, per thread, the last token response's status."""
-
-    def __init__(self, verify: str, timeout: float) -> None:
-        super().__init__()
-        self.verify = verify
-        self._timeout = timeout
-        self._last = threading.local()
-        adapter = requests.adapters.HTTPAdapter(max_retries=1)
-        self.mount("https://", adapter)
-
-        self.hooks["response"].append(self._remember)
-
-    def request(self, *args: Any, **kwargs: Any) -> Any:
-        kwargs.setdefault("timeout", self._timeout)
-        return super().request(*args, **kwargs)
-
-    def _remember(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        self._last.status = response.status_code
-        self._last.retry_after = response.headers.get("Retry-After")
-
-    def take_last(self) -> tuple[int | None, str | None]:
-        status = getattr(self._last, "status", None)
-        retry_after = getattr(self._last, "retry_after", None)
-        self._last.status = self._last.retry_after = None
-        return status, retry_after
-
-
 def _retry_after_seconds(value: str | None) -> float | None:
     try:
         return min(max(float(value), 0.0), 600.0) if value else None
@@ -450,7 +485,7 @@ class MsalTokenSource:
         self.backoff = backoff
         self._clock = clock
         self._cache = open_token_cache(settings, plain=plain_cache)
-        self._http = _RecordingSession(tls.combined_ca_file(settings.ca_bundle), HTTP_TIMEOUT)
+        self._http = _session(settings)
         # Our own handle on MSAL's HTTP throttle cache, so a retry we decided on (after our
         # own backoff) is not answered from MSAL's 60 s memory of the last 5xx/429 (§8).
         self._http_cache: dict[str, Any] = {}
@@ -464,6 +499,10 @@ class MsalTokenSource:
         self.refresh_count = 0  # token-endpoint grants that succeeded (for tests/diagnostics)
 
     # -- public API (interfaces.TokenSource) --
+
+    def close(self) -> None:
+        """Close the connections to the token endpoint."""
+        self._http.close()
 
     async def get(self) -> str:
         token = self._fresh_token()
@@ -513,6 +552,9 @@ class MsalTokenSource:
                 return self._accept(result)
             except _Transient as exc:
                 self._failures += 1
+                # A fresh MSAL app for the retry: MSAL's HTTP throttle cache would answer it
+                # from memory, and its telemetry buffer chokes on a non-OAuth error body.
+                self._app = None
                 self._http_cache.clear()
                 log.warning(
                     "Token refresh failed (%s), attempt %d of %d",
@@ -545,8 +587,14 @@ class MsalTokenSource:
                 self._app = build_app(
                     self.settings, self._cache, http_client=self._http, http_cache=self._http_cache
                 )
-            except SignInRequired as exc:  # could not reach the authority's discovery
-                raise _Transient(exc.message) from exc
+            except (SignInRequired, UsageError) as exc:
+                # The authority worked at sign-in; its discovery failing now (network, 429,
+                # 5xx) is an outage to retry, not a configuration error.
+                status, retry_after = self._http.take_last()
+                raise _Transient(
+                    f"authority discovery failed (HTTP {status or 'no answer'})",
+                    _retry_after_seconds(retry_after),
+                ) from exc
         return self._app
 
     def _acquire(self, force: bool) -> dict[str, Any]:
@@ -577,11 +625,10 @@ class MsalTokenSource:
         _register_result_secrets(result)
         if "access_token" in result:
             return dict(result)
-        if status == 429 or (status or 0) >= 500 or result.get("error") in TRANSIENT_OAUTH_ERRORS:
-            raise _Transient(
-                f"HTTP {status} {result.get('error', '')}".strip(),
-                _retry_after_seconds(retry_after),
-            )
+        error = result.get("error")
+        if status == 429 or (status or 0) >= 500 or error in TRANSIENT_OAUTH_ERRORS:
+            label = f"HTTP {status}" + (f" {error}" if isinstance(error, str) else "")
+            raise _Transient(label, _retry_after_seconds(retry_after))
         raise sign_in_required(result)
 
     def _accept(self, result: dict[str, Any]) -> str:

@@ -34,11 +34,14 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 async def fetch_identity(settings: Settings) -> Identity:
     """Ask Graph who is signed in (/me) and about their drive (/me/drive)."""
     tokens = auth.MsalTokenSource(settings)
-    async with GraphClient(
-        settings.endpoints().graph_url, tokens, ca_bundle=settings.ca_bundle
-    ) as graph:
-        me = await graph.get_json("/me")
-        drive = await graph.get_json("/me/drive")
+    try:
+        async with GraphClient(
+            settings.endpoints().graph_url, tokens, ca_bundle=settings.ca_bundle
+        ) as graph:
+            me = await graph.get_json("/me")
+            drive = await graph.get_json("/me/drive")
+    finally:
+        tokens.close()
     quota = drive.get("quota") or {}
     return Identity(
         username=str(me.get("userPrincipalName") or me.get("mail") or "?"),
