@@ -8,8 +8,7 @@ import time
 import httpx
 import pytest
 
-from emulator_fixtures import EmulatorFactory
-from emulator_helpers import download_client, graph_client
+from emulator_fixtures import EmulatorFactory, download_client, graph_client
 from onedrive_backup.emulator import DriveSpec, Emulator, FileView
 from onedrive_backup.hashing import quickxorhash_b64
 

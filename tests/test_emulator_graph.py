@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from emulator_fixtures import EmulatorFactory
-from emulator_helpers import delta_round, graph_client
+from emulator_fixtures import EmulatorFactory, delta_round, graph_client
 from onedrive_backup.emulator import DriveSpec, Emulator
 
 
