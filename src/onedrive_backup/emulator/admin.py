@@ -5,9 +5,10 @@ Every call needs the admin key (header X-Admin-Key or ?key=), printed when the e
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hmac
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from aiohttp import web
@@ -15,7 +16,7 @@ from aiohttp import web
 from onedrive_backup.emulator.errors import json_response
 from onedrive_backup.emulator.state import STATE, State
 
-OutageHook = Callable[[float], Awaitable[None]]
+OutageHook = Callable[[float], Coroutine[Any, Any, None]]
 OUTAGE: web.AppKey[OutageHook] = web.AppKey("outage")
 CHANGE_OPS = ("add_file", "add_folder", "modify_file", "delete", "rename", "move", "set_malware")
 
@@ -65,13 +66,25 @@ async def _dispatch(request: web.Request, st: State, name: str) -> Any:
         st.drive.invalidate_delta_tokens()
         return {"ok": True}
     if name == "outage" and post:
-        await request.app[OUTAGE](float((await _body(request))["seconds"]))
-        return {"ok": True}
+        seconds = float((await _body(request))["seconds"])
+        hook, loop = request.app[OUTAGE], asyncio.get_running_loop()
+        # Answer first: the outage cuts every open connection, this one included.
+        loop.call_later(0.05, lambda: _keep(loop.create_task(hook(seconds))))
+        return {"ok": True, "starts_in": 0.05}
     if name == "files":
         return [
             dataclasses.asdict(v) | {"mtime": v.mtime.isoformat()} for v in st.drive.iter_files()
         ]
     return None
+
+
+_tasks: set[asyncio.Task[None]] = set()
+
+
+def _keep(task: asyncio.Task[None]) -> None:
+    """Hold a reference so the task is not garbage-collected mid-flight."""
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
 
 
 def _apply_change(st: State, change: dict[str, Any]) -> Any:

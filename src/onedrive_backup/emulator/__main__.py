@@ -1,0 +1,5 @@
+import sys
+
+from onedrive_backup.emulator.cli import main
+
+sys.exit(main())
