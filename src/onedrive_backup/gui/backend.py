@@ -194,6 +194,16 @@ def inspect_destination(path_text: str) -> dict[str, Any]:
     return result
 
 
+def backup_summary(dest: Path, name: str) -> dict[str, Any] | None:
+    """What the state of one backup in `dest` says (files and bytes done), if it is readable."""
+    from onedrive_backup.state import find_backups
+
+    for summary in find_backups(dest):
+        if summary.name == name:
+            return asdict(summary)
+    return None
+
+
 def make_selection(
     categories: list[str], folders: list[str], include: list[str], exclude: list[str]
 ) -> Selection:

@@ -73,6 +73,7 @@ class RunStatus:
     counts: dict[str, int] = field(default_factory=dict)
     failures: dict[str, dict[str, Any]] = field(default_factory=dict)
     summary: dict[str, Any] | None = None
+    backup: dict[str, Any] | None = None  # the backup's state after the run (models.BackupSummary)
     exit_code: int | None = None
     error: dict[str, str | None] | None = None
     started_at: float | None = None
@@ -351,11 +352,17 @@ class Controller:
             self.run.finished_at = time.time()
             self.run.network = self.run.throttled = None
             self._changed()
-            if self.destination and self.destination.get("path") == self.run.dest:
-                self._spawn(self._refresh_destination())
+            self._spawn(self._after_run(self.run))
 
-    async def _refresh_destination(self) -> None:
-        if self.destination is not None:
+    async def _after_run(self, run: RunStatus) -> None:
+        """Read the backup's totals from its state, and refresh the destination's list."""
+        if run.dest and run.backup_name:
+            with contextlib.suppress(BackupError, OSError):
+                run.backup = await asyncio.to_thread(
+                    backend.backup_summary, Path(run.dest), run.backup_name
+                )
+                self._changed()
+        if self.destination and self.destination.get("path") == run.dest:
             with contextlib.suppress(BackupError):
                 await self.set_destination(str(self.destination["path"]))
 

@@ -243,12 +243,17 @@ class GuiServer:
             sock.close()
             raise
         self.guard.port = int(sock.getsockname()[1])
-        await self.controller.start()
-        self._runner = web.AppRunner(
-            make_app(self.controller, self.guard), access_log=None, shutdown_timeout=2.0
-        )
-        await self._runner.setup()
-        await web.SockSite(self._runner, sock, shutdown_timeout=2.0).start()
+        try:
+            await self.controller.start()
+            self._runner = web.AppRunner(
+                make_app(self.controller, self.guard), access_log=None, shutdown_timeout=2.0
+            )
+            await self._runner.setup()
+            await web.SockSite(self._runner, sock).start()
+        except BaseException:
+            sock.close()
+            await self.close()
+            raise
         return self.url
 
     async def close(self) -> None:
@@ -285,10 +290,11 @@ class ServerThread:
         with contextlib.suppress(Exception):
             self.call(self.server.close())
         self.call(self._cancel_leftovers())
+        self.call(self._loop.shutdown_asyncgens())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
-        self._loop.run_until_complete(self._loop.shutdown_asyncgens())
-        self._loop.close()
+        if not self._thread.is_alive():
+            self._loop.close()
 
     @staticmethod
     async def _cancel_leftovers() -> None:

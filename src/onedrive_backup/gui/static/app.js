@@ -278,7 +278,8 @@ function renderRun(run) {
   const titles = { running: "Backing up", stopping: "Stopping…", pausing: "Pausing…", paused: "Paused" };
   $("run-title").textContent = titles[run.state] || "Backing up";
   $("run-name").textContent = run.backup_name || "";
-  $("run-selection").textContent = run.selection && run.selection.text ? `· ${run.selection.text}` : "";
+  const sel = run.selection && run.selection.text;
+  $("run-selection").textContent = sel ? `· ${sel === "all" ? "all files" : sel}` : "";
   const order = ["scan", "space", "download"];
   const at = order.indexOf(run.phase);
   for (const li of document.querySelectorAll(".phases li")) {
@@ -372,7 +373,8 @@ function renderDone(run, verify) {
       ["Failed", num(f.failed)],
       ["Unverified", num(f.unverified)],
       ["Still to do", num(f.pending)],
-      ["Data", `${bytes(s.bytes.downloaded)} downloaded; ${bytes(s.bytes.selected)} selected`],
+      ["Downloaded", bytes(s.bytes.downloaded)],
+      ["Selected in total", bytes(s.bytes.selected)],
       ["Time", duration((s.finished || 0) - (s.started || 0))],
       ["Sign-in renewals", num(run.counts.token_refreshes)],
       ["Download links renewed", num(s.link_refreshes)],
@@ -380,7 +382,10 @@ function renderDone(run, verify) {
       ["Network outages", `${num(s.outages)} (${duration(s.outage_seconds)})`]);
   } else {
     const c = run.counts;
-    rows.push(["Files done this run", num((c.done || 0) + (c.adopted || 0))], ["Failed", num(c.failed)],
+    const b = run.backup;
+    if (b) rows.push(["Files backed up", `${num(b.files_done)} of ${num(b.files_total)}`],
+      ["Data backed up", `${bytes(b.bytes_done)} of ${bytes(b.bytes_total)}`]);
+    rows.push(["Files done this run", num((c.done || 0) + (c.adopted || 0))], ["Failed this run", num(c.failed)],
       ["Time", duration((run.finished_at || 0) - (run.started_at || 0))]);
   }
   $("done-summary").replaceChildren(...rows.map(([k, v]) => el("div", {}, el("dt", { text: k }), el("dd", { text: v }))));
