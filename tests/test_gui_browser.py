@@ -16,14 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from emulator_fixtures import EmulatorFactory
-from oracle import assert_backup_matches, live_files
 
+from emulator_fixtures import EmulatorFactory
 from onedrive_backup import auth
 from onedrive_backup.config import load_settings
 from onedrive_backup.emulator import DriveSpec
 from onedrive_backup.gui.server import GuiServer, ServerThread
 from onedrive_backup.selection import Selection
+from oracle import assert_backup_matches, live_files
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
