@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,7 @@ def test_backup_through_the_browser(
     browser: Any,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> None:
     spec = DriveSpec(files=90, seed=7, size_range=(1_000, 40_000), zero_byte_files=1)
     emu = emulator_factory(spec)
@@ -104,8 +106,9 @@ def test_backup_through_the_browser(
     env["ONEDRIVE_BACKUP_CONFIG_DIR"] = str(tmp_path / "config")
     monkeypatch.setenv(auth.PLAIN_CACHE_ENV, "1")
     settings = load_settings({}, env)
-    dest = tmp_path / "disk"
-    dest.mkdir()
+    # A short destination path, so the screenshots read like a real one.
+    dest = Path(tempfile.mkdtemp(prefix="Backup-disk-"))
+    request.addfinalizer(lambda: shutil.rmtree(dest, ignore_errors=True))
     opened: list[Path] = []
 
     with ServerThread(GuiServer(settings, opener=opened.append)) as gui:
@@ -131,7 +134,12 @@ def _walk(
     start = page.get_by_role("button", name="Sign in with Microsoft")
     expect(start).to_be_visible()
     shots.take("1-sign-in")
-    start.click()
+    for _ in range(8):  # keyboard only: Tab reaches the button, Enter presses it
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "signin-start":
+            break
+    assert page.evaluate("document.activeElement.id") == "signin-start"
+    page.keyboard.press("Enter")
     code = page.get_by_label("Sign-in code")
     expect(code).to_have_text(re.compile(r"\w{6,}"))
     expect(page.get_by_role("link", name=re.compile("devicelogin"))).to_be_visible()

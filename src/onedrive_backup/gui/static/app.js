@@ -300,8 +300,9 @@ function renderRun(run) {
     setBar("bytes-bar", p.bytes_done, p.bytes_total);
     $("files-text").textContent = `${num(p.files_done)} of ${num(p.files_total)}`;
     $("bytes-text").textContent = `${bytes(p.bytes_done)} of ${bytes(p.bytes_total)}`;
-    $("rate-text").textContent = p.rate > 0 ? `${bytes(p.rate)}/s` : "–";
-    $("eta-text").textContent = p.rate > 0 ? duration((p.bytes_total - p.bytes_done) / p.rate) : "–";
+    const moving = run.state === "running" && p.rate > 0;
+    $("rate-text").textContent = moving ? `${bytes(p.rate)}/s` : "–";
+    $("eta-text").textContent = moving ? duration((p.bytes_total - p.bytes_done) / p.rate) : "–";
     $("active-text").textContent = num(p.active);
   } else if (scan) {
     $("files-text").textContent = `${num(scan.files_selected)} selected so far`;
