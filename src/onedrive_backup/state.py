@@ -1175,6 +1175,7 @@ def _init_connection(db: sqlite3.Connection) -> None:
     # FULL would fsync every commit, which costs too much with one commit per page/batch.
     db.execute("PRAGMA journal_mode = WAL")
     db.execute("PRAGMA synchronous = NORMAL")
+    db.execute("PRAGMA cache_size = -32768")
     db.execute("PRAGMA foreign_keys = OFF")
 
 
