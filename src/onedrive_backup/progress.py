@@ -89,6 +89,14 @@ def scan_line(p: events.ScanProgress) -> str:
     )
 
 
+def short_reason(reason: str, limit: int = 60) -> str:
+    """A network failure reason short enough for one line (details go to the log)."""
+    if len(reason) <= limit:
+        return reason
+    head = reason.split(" (", 1)[0]
+    return head if len(head) <= limit else head[: limit - 1] + "…"
+
+
 def _plural(n: int, word: str) -> str:
     return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
 
@@ -166,8 +174,8 @@ class Describer:
             return f"Throttled by OneDrive (HTTP {e.status}) — waiting {human_duration(e.seconds)}"
         if isinstance(e, events.NetworkWaiting):
             return (
-                f"Network down ({e.reason}) — retrying in {human_duration(e.retry_in)} "
-                f"(down for {human_duration(e.down_for)})"
+                f"Network down ({short_reason(e.reason)}) — "
+                f"retrying in {human_duration(e.retry_in)} (down for {human_duration(e.down_for)})"
             )
         if isinstance(e, events.NetworkRestored):
             return f"Network back after {human_duration(e.down_for)} — continuing"
@@ -331,7 +339,7 @@ class RichRenderer:
             )
         elif isinstance(e, events.NetworkWaiting):
             deadline = time.monotonic() + e.retry_in
-            label = f"Network down ({e.reason}), retrying in"
+            label = f"Network down ({short_reason(e.reason)}), retrying in"
             if self._network is None:
                 self._network = p.add_task("Waiting", total=None, stats=label, deadline=deadline)
             else:

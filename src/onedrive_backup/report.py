@@ -63,6 +63,12 @@ class RunRecorder:
     files_done: int = 0
     bytes_done: int = 0
     last_progress: events.DownloadProgress | None = None
+
+    @property
+    def token_renewals(self) -> int:
+        """Token grants after the first one of the run."""
+        return max(0, self.token_refreshes - 1)
+
     finished: events.RunFinished | None = None
 
     def __call__(self, event: Event) -> None:
@@ -90,6 +96,11 @@ class RunRecorder:
 
 
 # --- the readable summary ----------------------------------------------------------------------
+
+
+def _count(n: int, noun: str) -> str:
+    plural = noun + ("es" if noun.endswith(("sh", "ch", "s")) else "s")
+    return f"{n:,} {noun if n == 1 else plural}"
 
 
 def _headline(summary: dict[str, Any]) -> str:
@@ -162,13 +173,14 @@ def summary_lines(
     started, finished = summary.get("started"), summary.get("finished")
     if isinstance(started, int | float) and isinstance(finished, int | float):
         lines.append(f"  Time:    {human_duration(max(0.0, finished - started))}")
+    outages = int(summary.get("outages", rec.outages))
     handled = [
-        f"{rec.token_refreshes:,} token refreshes" if rec.token_refreshes else "",
-        f"{summary.get('link_refreshes', rec.link_refreshes):,} link refreshes",
-        f"{summary.get('throttled', rec.throttled):,} throttling pauses",
-        f"{summary.get('outages', rec.outages):,} network outages"
-        f" ({human_duration(float(summary.get('outage_seconds', 0.0)))})",
-        f"{summary.get('resumed_transfers', 0):,} resumed transfers",
+        _count(rec.token_renewals, "access token renewal"),
+        _count(int(summary.get("link_refreshes", rec.link_refreshes)), "download link refresh"),
+        _count(int(summary.get("throttled", rec.throttled)), "throttling pause"),
+        _count(outages, "network outage")
+        + (f" ({human_duration(float(summary.get('outage_seconds', 0.0)))})" if outages else ""),
+        _count(int(summary.get("resumed_transfers", 0)), "resumed transfer"),
     ]
     lines.append("  Handled: " + ", ".join(h for h in handled if h))
     failures = summary.get("failures") or rec.failures
@@ -239,7 +251,7 @@ def report_data(summary: dict[str, Any], recorder: RunRecorder) -> dict[str, Any
     data["failures"] = failures
     data["unverified"] = recorder.unverified
     data["skipped"] = recorder.skipped
-    data["token_refreshes"] = recorder.token_refreshes
+    data["token_renewals"] = recorder.token_renewals
     return data
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import re
 import signal
@@ -337,6 +338,7 @@ def execute(
         finally:
             interrupts.uninstall()
 
+    restore_console = _quiet_console_logging()
     render.start()
     summary: dict[str, Any]
     error: BackupError | None = None
@@ -354,6 +356,7 @@ def execute(
         summary = _stopped_summary(engine, plan, error)
     finally:
         render.stop()
+        restore_console()
     if error is not None and engine.backup_dir is None:
         runlog.close()
         raise error  # nothing was started (no destination, no sign-in): just the error
@@ -373,6 +376,23 @@ def execute(
     if error is not None and not isinstance(error, Interrupted):
         raise error  # cli.main prints it (message and hint) and exits with its code
     return code
+
+
+def _quiet_console_logging() -> Callable[[], None]:
+    """During a run the renderer says what happened; the console log shows only errors
+    (unless --verbose). Everything still goes to the run's log file."""
+    root = logging.getLogger()
+    if root.level <= logging.DEBUG:
+        return lambda: None
+    saved = [(h, h.level) for h in root.handlers]
+    for handler, level in saved:
+        handler.setLevel(max(level, logging.ERROR))
+
+    def restore() -> None:
+        for handler, level in saved:
+            handler.setLevel(level)
+
+    return restore
 
 
 def _stopped_summary(engine: Any, plan: Any, exc: BackupError) -> dict[str, Any]:

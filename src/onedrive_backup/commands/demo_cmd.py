@@ -25,7 +25,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--dest", metavar="DIR", default="demo-backup", help="where to back up (./demo-backup)"
     )
-    p.add_argument("--files", type=int, default=3000, metavar="N", help="files in the drive")
+    p.add_argument("--files", type=int, default=2000, metavar="N", help="files in the drive")
     p.add_argument(
         "--large-mb", type=int, default=250, metavar="MB", help="size of the large video (0: none)"
     )
