@@ -16,6 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--download-port", type=int, default=0, help="download port")
     parser.add_argument("--files", type=int, default=200, help="number of files to generate")
     parser.add_argument("--seed", type=int, default=1, help="drive generator seed")
+    parser.add_argument("--min-size", type=int, default=1, help="smallest file, bytes")
     parser.add_argument("--max-size", type=int, default=256 * 1024, help="largest file, bytes")
     parser.add_argument(
         "--large-file",
@@ -26,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="add a large video of this size (repeatable)",
     )
     parser.add_argument("--business", action="store_true", help="a work/school drive")
+    parser.add_argument("--no-notebook", action="store_true", help="leave out the OneNote notebook")
+    parser.add_argument("--zero-byte-files", type=int, default=2, metavar="N")
     parser.add_argument("--hostile-names", action="store_true", help="add hostile names")
     parser.add_argument(
         "--emulator-client-id", default="emulator-client-id", help="client id the emulator accepts"
@@ -44,7 +47,7 @@ def build(args: argparse.Namespace) -> Emulator:
     spec = DriveSpec(
         files=args.files,
         seed=args.seed,
-        size_range=(1, args.max_size),
+        size_range=(args.min_size, args.max_size),
         large_files=args.large_file,
         hostile_names=args.hostile_names,
         drive_type="business" if args.business else "personal",

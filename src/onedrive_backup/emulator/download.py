@@ -18,6 +18,7 @@ from onedrive_backup.emulator.links import parse_link
 from onedrive_backup.emulator.names import mime_type
 from onedrive_backup.emulator.state import STATE, State
 
+SMALL_BODY = 256 * 1024  # bodies up to this size go out with their headers in one write
 RESET_FLUSH_DELAY = 0.05  # let the client read the prefix before the RST discards buffers
 
 
@@ -133,15 +134,28 @@ async def handle(request: web.Request) -> web.StreamResponse:
             start, length = parsed
             status = 206
             headers["Content-Range"] = f"bytes {start}-{start + length - 1}/{size}"
-    resp = web.StreamResponse(status=status, headers=headers)
-    resp.content_length = length
     if request.method == "HEAD":
+        resp = web.StreamResponse(status=status, headers=headers)
+        resp.content_length = length
         await resp.prepare(request)
         return resp
     plan = _plan(st, item_id, size, start, length)
+    if length <= SMALL_BODY and plan.action is None:
+        return _small(st, item, item_id, plan, status, headers)
+    resp = web.StreamResponse(status=status, headers=headers)
+    resp.content_length = length
     await resp.prepare(request)
     await _send(request, resp, st, item, item_id, plan)
     return resp
+
+
+def _small(
+    st: State, item: Item, item_id: str, plan: Plan, status: int, headers: dict[str, str]
+) -> web.Response:
+    """Headers and body in one write: small files are latency-bound, not bandwidth-bound."""
+    body = b"".join(bytes(p) for p in _pieces(st, item, plan))
+    _count(st, item_id, len(body), plan.start + plan.length == item.size, plan.start == 0)
+    return web.Response(body=body, status=status, headers=headers)
 
 
 def _pieces(st: State, item: Item, plan: Plan) -> Iterator[bytes | memoryview]:

@@ -66,6 +66,8 @@ class Faults:
 
     def take(self, name: str) -> bool:
         """Consume one unit of the `<name>_next` counter; True if there was one."""
+        if getattr(self, name) <= 0:  # the common case: no lock on the hot path
+            return False
         with self._lock:
             left: int = getattr(self, name)
             if left <= 0:
