@@ -97,6 +97,10 @@ def test_expiring_links_and_tokens_never_restart_a_transfer(
     big_drive.faults.access_token_lifetime = 3
     big_drive.faults.link_lifetime = 0.4
     big_drive.faults.latency = 0.02
+    # A link stays good for a transfer that has started (as on OneDrive); a cut transfer
+    # resumed after the link's lifetime meets a 401 and must get a new link.
+    big_drive.faults.reset_rate = 0.3
+    big_drive.faults.reset_after_bytes = 2 * MiB
     result, seen = run_engine(signed_in, dest, workers=4, bwlimit=40 * MiB)
     assert result.exit_code == 0, result.summary
     assert_backup_matches(big_drive, result.backup_dir)
