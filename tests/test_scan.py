@@ -419,3 +419,13 @@ def test_changed_selection_reevaluates_every_file(state: BackupState) -> None:
     # Without an explicit selection the stored one is reused.
     result = run(ReplayGraph(chain("https://g/d2", [[]], "https://g/d3")), state)
     assert result.files_selected == 2
+
+
+def test_a_new_scan_gives_failed_files_another_chance(state: BackupState) -> None:
+    run(ReplayGraph(chain(START, [[root(), file("A", "a.jpg")]], "https://g/d1")), state)
+    state.record_attempt("A", "content mismatch")
+    state.mark_failed("A", "content mismatch")
+    assert state.totals().count("failed") == 1
+    run(ReplayGraph(chain("https://g/d1", [[]], "https://g/d2")), state)
+    (task,) = state.iter_pending_files()
+    assert task.item_id == "A" and task.attempts == 0

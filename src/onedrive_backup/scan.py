@@ -132,6 +132,10 @@ async def scan(
 ) -> ScanResult:
     """Bring the inventory up to date with the drive; see the module docstring."""
     selection = _settle_selection(state, selection)
+    # Each run gives failed files another chance: what failed may have been fixed since.
+    retried = state.requeue_failed()
+    if retried:
+        log.info("%d previously failed files will be tried again", retried)
     start_url = delta_start_url(page_size)
     cursor = state.get_cursor()
     if cursor.phase == "new" or (cursor.phase == "complete" and not cursor.delta_link):

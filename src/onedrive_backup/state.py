@@ -825,6 +825,15 @@ class BackupState:
     def count_ops(self) -> int:
         return int(self._query("SELECT count(*) FROM ops")[0][0])
 
+    def requeue_failed(self) -> int:
+        """Give failed files another chance (a new run); returns how many."""
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE items SET status = 'pending', attempts = 0 "
+                "WHERE kind = 'file' AND status = 'failed'"
+            )
+            return cur.rowcount
+
     def requeue(self, item_id: str, reason: str) -> None:
         """A done file is not where the state says (e.g. removed locally): fetch it again."""
         with self._tx() as db:
