@@ -37,6 +37,7 @@ class DemoOptions:
     throttles: int = 3
     workers: int = 16
     plain: bool = False
+    bwlimit: int | None = None  # bytes/s; tests slow the run down to see every fault
 
 
 def demo_spec(opts: DemoOptions) -> DriveSpec:
@@ -132,7 +133,9 @@ def run_demo(opts: DemoOptions, out: TextIO) -> int:
         total = drive_bytes(emu)
         script = FaultScript(emu, opts, total)
         script.start()
-        plan = BackupPlan(dest=opts.dest, resume=None, workers=opts.workers)
+        plan = BackupPlan(
+            dest=opts.dest, resume=None, workers=opts.workers, bwlimit=opts.bwlimit
+        )
         code = execute(plan, settings, plain=opts.plain, out=out, plain_cache=True)
         script.stop.set()
         backup_dir = _newest_backup(opts.dest)

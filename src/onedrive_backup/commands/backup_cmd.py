@@ -357,6 +357,7 @@ def execute(
     finally:
         render.stop()
         restore_console()
+        engine.tokens.close()
     if error is not None and engine.backup_dir is None:
         runlog.close()
         raise error  # nothing was started (no destination, no sign-in): just the error
