@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import httpx
+import aiohttp
 
 from onedrive_backup import events
 from onedrive_backup.errors import DestinationError, DiskFullError, ItemError
@@ -32,6 +32,7 @@ from onedrive_backup.hashing import QuickXorHash
 from onedrive_backup.models import DoneRecord, FileTask
 from onedrive_backup.paths import ensure_inside
 from onedrive_backup.retry import (
+    NETWORK_ERRORS,
     SERVER_ERROR_STATUSES,
     THROTTLE_STATUSES,
     RetryGate,
@@ -158,7 +159,7 @@ class Downloader:
         state: DownloadState,
         tasks: Callable[[], Any],
         graph: GraphClient,
-        http: httpx.AsyncClient,
+        http: aiohttp.ClientSession,
         backup_dir: Path,
         gate: RetryGate,
         options: DownloadOptions | None = None,
@@ -355,7 +356,7 @@ class Downloader:
                 if restarts > 10:
                     raise ItemError("the download host keeps sending unusable ranges") from None
                 await asyncio.to_thread(xfer.reset)
-            except httpx.TransportError as exc:
+            except TRANSFER_ERRORS as exc:
                 if xfer.offset > before:
                     network_retries = 0
                 network_retries += 1
@@ -376,10 +377,14 @@ class Downloader:
             headers["Range"] = f"bytes={xfer.offset}-"
             if xfer.validator:
                 headers["If-Range"] = xfer.validator
-        timeout = httpx.Timeout(connect=20.0, read=self.opt.stall_timeout, write=60.0, pool=None)
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=20.0, sock_read=self.opt.stall_timeout
+        )
         # No Authorization header, ever: the link is pre-authenticated (invariant 3).
-        async with self.http.stream("GET", link, headers=headers, timeout=timeout) as response:
-            status = response.status_code
+        async with self.http.get(
+            link, headers=headers, timeout=timeout, allow_redirects=False
+        ) as response:
+            status = response.status
             if status in LINK_REFUSED:
                 raise _LinkRefused()
             if status in THROTTLE_STATUSES:
@@ -396,16 +401,18 @@ class Downloader:
                 f"bytes {xfer.offset}-"
             ):
                 raise _Restart()
-            if _announced_size(response, xfer.offset) not in (None, task.size):
+            if _announced_size(response.status, response.headers, xfer.offset) not in (
+                None,
+                task.size,
+            ):
                 raise _RemoteChanged()  # the host serves another version than the scan saw
             xfer.validator = response.headers.get("ETag") or xfer.validator
             await asyncio.to_thread(self._write_meta, xfer, task)
-            with xfer.part.open("r+b" if xfer.offset else "wb") as fh:
-                fh.seek(xfer.offset)
-                fh.truncate()
+            fh = self._open_part(xfer)
+            with fh:
                 try:
-                    # Unchunked: every byte that arrived is kept if the connection drops.
-                    async for chunk in response.aiter_raw():
+                    # Every byte that arrived is kept if the connection drops.
+                    async for chunk in response.content.iter_any():
                         if xfer.offset + len(chunk) > task.size:
                             raise _RemoteChanged()  # more bytes than the metadata says
                         self._write(fh, chunk)
@@ -420,6 +427,15 @@ class Downloader:
             raise _Truncated()  # the body ended early without an error
 
     # -- file system ---------------------------------------------------------------------------
+
+    def _open_part(self, xfer: _Transfer) -> Any:
+        try:
+            fh = xfer.part.open("r+b" if xfer.offset else "wb")
+            fh.seek(xfer.offset)
+            fh.truncate()
+        except OSError as exc:
+            raise self._dest_error(exc) from exc
+        return fh
 
     def _write(self, fh: Any, chunk: bytes) -> None:
         try:
@@ -557,25 +573,29 @@ class _Transfer:
         self.hasher, self.offset, self.validator = QuickXorHash(), 0, None
 
 
-class _Truncated(httpx.TransportError):
+class _Truncated(Exception):
     """The body ended before the promised length: treat like a cut connection."""
 
     def __init__(self) -> None:
         super().__init__("the download ended early")
 
 
+# A transfer cut by the network: continue from the bytes on disk.
+TRANSFER_ERRORS: tuple[type[Exception], ...] = (*NETWORK_ERRORS, _Truncated)
+
+
 class _RemoteChanged(Exception):
     """The download host serves a different version than the state knows: re-read metadata."""
 
 
-def _announced_size(response: httpx.Response, offset: int) -> int | None:
+def _announced_size(status: int, headers: Any, offset: int) -> int | None:
     """The whole file's size as the download host states it (Content-Range or Content-Length)."""
-    content_range = response.headers.get("Content-Range")
+    content_range = headers.get("Content-Range")
     if content_range and "/" in content_range:
         total = content_range.rsplit("/", 1)[1].strip()
         return int(total) if total.isdigit() else None
-    length = response.headers.get("Content-Length")
-    if response.status_code == 200 and length and length.isdigit():
+    length = headers.get("Content-Length")
+    if status == 200 and length and length.isdigit():
         return int(length)
     return None
 

@@ -26,7 +26,7 @@ from onedrive_backup.errors import (
     UsageError,
 )
 from onedrive_backup.events import EventSink
-from onedrive_backup.graph import GraphClient, make_http_client
+from onedrive_backup.graph import GraphClient, close_session, make_http_client
 from onedrive_backup.interfaces import TokenSource
 from onedrive_backup.retry import RetryGate, make_probe
 from onedrive_backup.scan import scan
@@ -140,7 +140,7 @@ class Engine:
         outcome = "failed"
         summary: dict[str, Any] = {}
         http = make_http_client(self.settings.ca_bundle, max_connections=plan.workers * 2 + 8)
-        gate = RetryGate(self.emit, probe=make_probe(http), max_outage=plan.max_outage)
+        gate = RetryGate(self.emit, probe=make_probe(lambda: http), max_outage=plan.max_outage)
         graph = GraphClient(
             self.settings.endpoints().graph_url, self.tokens, emit=self.emit, gate=gate, http=http
         )
@@ -197,7 +197,7 @@ class Engine:
             raise
         finally:
             await graph.aclose()
-            await http.aclose()
+            await close_session(http)
             try:
                 state.finish_run(run_id, outcome, summary)
             except BackupError as exc:  # e.g. the disk is full: the run's record is what is lost

@@ -15,8 +15,9 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit
 
-import httpx
+import aiohttp
 
 from onedrive_backup import events
 from onedrive_backup.errors import OutageTooLong
@@ -28,10 +29,13 @@ log = logging.getLogger(__name__)
 THROTTLE_STATUSES = frozenset({429, 503, 509})
 SERVER_ERROR_STATUSES = frozenset({500, 502, 504})
 
-# httpx exceptions that mean the network (not the server) failed us.
+# Exceptions that mean the network (not the server) failed us: refused, reset, DNS, TLS,
+# a body cut short, or no byte for the read timeout.
 NETWORK_ERRORS: tuple[type[Exception], ...] = (
-    httpx.TransportError,  # connect/read/write errors and timeouts, protocol errors, proxy errors
-    OSError,
+    aiohttp.ClientConnectionError,
+    aiohttp.ClientPayloadError,
+    asyncio.TimeoutError,
+    ConnectionError,
 )
 
 Probe = Callable[[str], Awaitable[bool]]
@@ -61,10 +65,9 @@ def backoff_delay(attempt: int, base: float = 0.5, cap: float = 60.0) -> float:
     return random.uniform(min(base / 2, ceiling), ceiling)
 
 
-def origin_of(url: str | httpx.URL) -> str:
-    u = httpx.URL(str(url))
-    port = f":{u.port}" if u.port else ""
-    return f"{u.scheme}://{u.host}{port}"
+def origin_of(url: str) -> str:
+    parts = urlsplit(str(url))
+    return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}"
 
 
 class RetryGate:
@@ -114,7 +117,7 @@ class RetryGate:
 
     # -- outages ------------------------------------------------------------------------------
 
-    async def network_error(self, url: str | httpx.URL, exc: BaseException) -> None:
+    async def network_error(self, url: str, exc: BaseException) -> None:
         """A request failed at the network level: wait until the origin answers again.
 
         A single reset while the network is fine (probe answers at once) costs no wait here;
@@ -162,16 +165,17 @@ class RetryGate:
             raise self._fatal
 
 
-def make_probe(client: httpx.AsyncClient, timeout: float = 5.0) -> Probe:
+def make_probe(session: Callable[[], aiohttp.ClientSession], timeout: float = 5.0) -> Probe:
     """A probe that says whether `origin` answers HTTP at all (any status counts as up)."""
 
     async def probe(origin: str) -> bool:
         try:
-            response = await client.head(origin + "/", timeout=timeout)
-            await response.aclose()
+            async with session().head(
+                origin + "/", timeout=aiohttp.ClientTimeout(total=timeout), allow_redirects=False
+            ):
+                return True
         except NETWORK_ERRORS:
             return False
-        return True
 
     return probe
 
