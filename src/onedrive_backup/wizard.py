@@ -244,5 +244,5 @@ class Wizard:
 
 def run(settings: Settings, answers: Answers, console: Console | None = None) -> Any:
     """Ask what is missing and return the plan to run."""
-    console = console or Console()
+    console = console or Console(highlight=False)
     return Wizard(settings, answers, Prompter(console)).run()
