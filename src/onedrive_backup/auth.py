@@ -28,7 +28,7 @@ import requests
 
 from onedrive_backup import events, tls
 from onedrive_backup.config import Settings
-from onedrive_backup.errors import SignInRequired, UsageError
+from onedrive_backup.errors import NetworkDown, SignInRequired, UsageError
 from onedrive_backup.events import EventSink
 from onedrive_backup.redact import register_secret
 
@@ -442,6 +442,10 @@ def logout(settings: Settings) -> list[Account]:
 # --- the TokenSource --------------------------------------------------------------------------
 
 
+class _NoNetwork(Exception):
+    """The token endpoint could not be reached at all: the run waits for the network."""
+
+
 class _Transient(Exception):
     """A refresh attempt that failed for a reason worth retrying."""
 
@@ -550,6 +554,11 @@ class MsalTokenSource:
             try:
                 result = await asyncio.to_thread(self._acquire, force=self._token is not None)
                 return self._accept(result)
+            except _NoNetwork as exc:
+                # An outage, not a failure of the sign-in service: the caller's outage wait
+                # (graph.py / retry.py) probes the authority and retries; no failure is counted.
+                self._app = None
+                raise NetworkDown(str(exc), url=self.settings.endpoints().authority) from exc
             except _Transient as exc:
                 self._failures += 1
                 # A fresh MSAL app for the retry: MSAL's HTTP throttle cache would answer it
@@ -591,8 +600,10 @@ class MsalTokenSource:
                 # The authority worked at sign-in; its discovery failing now (network, 429,
                 # 5xx) is an outage to retry, not a configuration error.
                 status, retry_after = self._http.take_last()
+                if status is None:
+                    raise _NoNetwork("the sign-in service could not be reached") from exc
                 raise _Transient(
-                    f"authority discovery failed (HTTP {status or 'no answer'})",
+                    f"authority discovery failed (HTTP {status})",
                     _retry_after_seconds(retry_after),
                 ) from exc
         return self._app
@@ -608,6 +619,12 @@ class MsalTokenSource:
             result = app.acquire_token_silent_with_error(
                 self.scopes, account=accounts[0], force_refresh=force
             )
+        except requests.exceptions.SSLError as exc:  # a trust problem, not an outage
+            raise _Transient(f"TLS error: {type(exc).__name__}") from exc
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise _NoNetwork(
+                f"the sign-in service could not be reached ({type(exc).__name__})"
+            ) from exc
         except requests.RequestException as exc:
             raise _Transient(f"network error: {type(exc).__name__}") from exc
         except msal.exceptions.MsalServiceError as exc:  # a 5xx, possibly from MSAL's cache

@@ -77,7 +77,14 @@ class TransientError(Exception):
 
 
 class NetworkDown(TransientError):
-    """No connection could be made (refused, DNS, reset before any answer)."""
+    """No connection could be made (refused, DNS, reset before any answer).
+
+    `url` names where (without secrets), so the run's outage wait can probe that origin.
+    """
+
+    def __init__(self, message: str, url: str | None = None) -> None:
+        super().__init__(message)
+        self.url = url
 
 
 class Throttled(TransientError):

@@ -22,6 +22,7 @@ from onedrive_backup import events
 from onedrive_backup.errors import (
     BackupError,
     ItemError,
+    NetworkDown,
     ResyncRequired,
     SignInRequired,
     TransientError,
@@ -159,7 +160,11 @@ class GraphClient:
         refreshed = False
         while True:
             await self.gate.wait()
-            token = await self.tokens.get()
+            try:
+                token = await self.tokens.get()
+            except NetworkDown as exc:  # the sign-in service is unreachable: an outage
+                await self.gate.network_error(exc.url or url, exc)
+                continue
             try:
                 self.requests += 1
                 async with self.http.request(
@@ -185,7 +190,11 @@ class GraphClient:
                     )
                 refreshed = True
                 self.auth_retries += 1
-                await self.tokens.refresh(token)
+                try:
+                    await self.tokens.refresh(token)
+                except NetworkDown as exc:
+                    refreshed = False
+                    await self.gate.network_error(exc.url or url, exc)
                 continue
             if status in THROTTLE_STATUSES:
                 wait = parse_retry_after(response.headers.get("Retry-After"))
