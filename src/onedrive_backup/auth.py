@@ -323,15 +323,19 @@ def login_device_code(
     shared: bool = False,
     out: TextIO | None = None,
     plain_cache: bool | None = None,
+    on_code: Callable[[str, str], None] | None = None,
 ) -> Account:
     """Sign in with the device-code flow: print the link and code, poll, store the tokens.
 
-    Works without a terminal. A fresh MSAL app per login, so nothing MSAL remembered about an
+    Works without a terminal. `on_code(verification_uri, user_code)` is called once the code
+    is known (for the GUI). A fresh MSAL app per login, so nothing MSAL remembered about an
     earlier failure (its HTTP throttle cache) gets in the way.
     """
     out = out or sys.stdout
     with _session(settings) as http:
-        return _login_device_code(settings, http, shared=shared, out=out, plain_cache=plain_cache)
+        return _login_device_code(
+            settings, http, shared=shared, out=out, plain_cache=plain_cache, on_code=on_code
+        )
 
 
 def _login_device_code(
@@ -341,6 +345,7 @@ def _login_device_code(
     shared: bool,
     out: TextIO,
     plain_cache: bool | None,
+    on_code: Callable[[str, str], None] | None = None,
 ) -> Account:
     cache = open_token_cache(settings, plain=plain_cache)
     app = build_app(settings, cache, http_client=http)
@@ -360,6 +365,8 @@ def _login_device_code(
         flush=True,
     )
     print("Waiting for you to finish signing in...", file=out, flush=True)
+    if on_code is not None:
+        on_code(str(flow["verification_uri"]), str(flow["user_code"]))
     try:
         result = app.acquire_token_by_device_flow(flow)
     except requests.RequestException as exc:

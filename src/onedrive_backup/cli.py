@@ -15,6 +15,7 @@ from types import ModuleType
 from onedrive_backup import __version__
 from onedrive_backup.config import CLOUD_NAMES
 from onedrive_backup.errors import BackupError, ExitCode
+from onedrive_backup.redact import install_log_redaction, redact
 
 # Order is the order shown in --help.
 COMMAND_MODULES = (
@@ -116,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if getattr(args, "verbose", False) else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    install_log_redaction()
     command = args.command
     if command is None:
         if sys.stdin.isatty() and sys.stdout.isatty() and "backup" in commands:
@@ -128,9 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(commands[command].run(args))
     except BackupError as exc:
-        print(f"Error: {exc.message}", file=sys.stderr)
+        print(f"Error: {redact(exc.message)}", file=sys.stderr)
         if exc.hint:
-            print(exc.hint, file=sys.stderr)
+            print(redact(exc.hint), file=sys.stderr)
         return int(exc.exit_code)
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)

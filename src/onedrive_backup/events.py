@@ -28,6 +28,15 @@ class Event:
 
 
 @dataclass(frozen=True)
+class BackupOpened(Event):
+    """The backup folder this run writes to (new, or the one being resumed)."""
+
+    path: str
+    name: str
+    resumed: bool
+
+
+@dataclass(frozen=True)
 class PhaseStarted(Event):
     phase: Phase
     detail: str = ""

@@ -10,7 +10,6 @@ import asyncio
 import io
 import logging
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -31,33 +30,11 @@ log = logging.getLogger(__name__)
 
 MAX_CHILDREN = 5000  # a folder picker does not need more; keeps a huge folder from stalling
 
-# auth.login_device_code prints this sentence; we read the link and code out of it.
-_DEVICE_PROMPT = re.compile(
-    r"open (?P<uri>https?://\S+) in a browser and enter the code (?P<code>\S+)"
-)
-
 
 @dataclass(frozen=True)
 class DeviceCode:
     verification_uri: str
     user_code: str
-
-
-class _PromptCatcher(io.StringIO):
-    """A text stream for login_device_code's `out`: hands the link and code to a callback."""
-
-    def __init__(self, on_code: Callable[[DeviceCode], None]) -> None:
-        super().__init__()
-        self._on_code = on_code
-        self._buffer = ""
-
-    def write(self, text: str) -> int:
-        self._buffer += text
-        match = _DEVICE_PROMPT.search(self._buffer)
-        if match:
-            self._buffer = ""
-            self._on_code(DeviceCode(match["uri"], match["code"].rstrip(".")))
-        return len(text)
 
 
 def cached_username(settings: Settings) -> str | None:
@@ -87,7 +64,11 @@ def device_sign_in(
 
     def work() -> None:
         try:
-            account = auth.login_device_code(settings, out=_PromptCatcher(on_code))
+            account = auth.login_device_code(
+                settings,
+                out=io.StringIO(),
+                on_code=lambda uri, code: on_code(DeviceCode(uri, code)),
+            )
             loop.call_soon_threadsafe(settle, account.username, None)
         except BaseException as exc:  # handed to the loop: the controller words it
             if not isinstance(exc, BackupError):
