@@ -307,12 +307,14 @@ class _Applier:
             if _exists(temp) and not _exists(wanted):  # a run stopped half-way through
                 os.replace(temp, wanted)
                 continue
+            if not _same_file(wanted.parent / old, wanted):
+                continue  # a case-sensitive disk (two folders): the moves create the new one
             try:
                 names = os.listdir(wanted.parent)
             except OSError:
                 continue
             if new in names or old not in names:
-                continue  # case-sensitive disk (or nothing to rename): moves create it
+                continue  # already spelled as wanted
             os.replace(wanted.parent / old, temp)
             os.replace(temp, wanted)
             self.touched.add(wanted.parent)
