@@ -25,9 +25,8 @@ BASE = DriveSpec(files=12, seed=21, size_range=(1, 4096), notebook=False, zero_b
 BULK = 200  # files in the folder renamed in one go (the issue's 1,000 is in the benchmark)
 
 
-@pytest.fixture
-def emu(emulator_factory: Callable[..., Emulator]) -> Emulator:
-    emu = emulator_factory(BASE)
+def populate(emu: Emulator) -> None:
+    """The tree every scenario starts from (on top of a small generated drive)."""
     d = emu.drive
     for i in range(BULK):
         d.add_file(f"/Bulk/file{i:04d}.txt", size=64 + i)
@@ -40,6 +39,12 @@ def emu(emulator_factory: Callable[..., Emulator]) -> Emulator:
     d.add_file("/Swap/a.txt", size=111)
     d.add_file("/Swap/b.txt", size=222)
     d.add_file("/Case/Photo.jpg", size=333)
+
+
+@pytest.fixture
+def emu(emulator_factory: Callable[..., Emulator]) -> Emulator:
+    emu = emulator_factory(BASE)
+    populate(emu)
     return emu
 
 
