@@ -70,7 +70,7 @@ def test_new_backup_of_pictures_stopped_with_ctrl_c_then_resumed_from_the_list(
         child.expect("Backups already in this folder")
         child.expect(r"1\. OneDrive_Backup_\d+_\d+: unfinished")
         child.expect("2. Start a new backup")
-        child.expect(r"Resume which backup\? \(1-2\) \[1\]")
+        child.expect(r"Resume which backup\? \(1-2\)\S* \[1\]")
         child.sendline("")
         child.expect("Will resume")
         child.expect("Enter keeps what this backup was set to")

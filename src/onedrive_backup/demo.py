@@ -133,9 +133,7 @@ def run_demo(opts: DemoOptions, out: TextIO) -> int:
         total = drive_bytes(emu)
         script = FaultScript(emu, opts, total)
         script.start()
-        plan = BackupPlan(
-            dest=opts.dest, resume=None, workers=opts.workers, bwlimit=opts.bwlimit
-        )
+        plan = BackupPlan(dest=opts.dest, resume=None, workers=opts.workers, bwlimit=opts.bwlimit)
         code = execute(plan, settings, plain=opts.plain, out=out, plain_cache=True)
         script.stop.set()
         backup_dir = _newest_backup(opts.dest)

@@ -162,10 +162,7 @@ class Describer:
             )
         if isinstance(e, events.TokenRefreshed):
             self.token_grants += 1
-            life = human_duration(e.expires_in)
-            if self.token_grants == 1:
-                return f"Signed in: access token valid for {life}"
-            return f"Access token refreshed (valid for {life})"
+            return f"Access token refreshed (valid for {human_duration(e.expires_in)})"
         if isinstance(e, events.LinkRefreshed):
             return self._limited(
                 "link refresh", f"Download link expired for {e.path} — got a fresh one"

@@ -66,8 +66,8 @@ class RunRecorder:
 
     @property
     def token_renewals(self) -> int:
-        """Token grants after the first one of the run."""
-        return max(0, self.token_refreshes - 1)
+        """Access tokens fetched from the token endpoint during the run (auth emits only those)."""
+        return self.token_refreshes
 
     finished: events.RunFinished | None = None
 
