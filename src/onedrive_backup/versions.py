@@ -180,7 +180,12 @@ class _Applier:
             self._recover_move(op, dst)
             return
         if _exists(dst):
-            if _same_file(src, dst):  # a case-only rename on a case-insensitive disk
+            same = collision_key(op.src_path) == collision_key(op.dst_path)
+            if same and src != self._staging(op.op_id) and self._one_entry(op):
+                # A case-insensitive disk, where both spellings name one file.
+                if not self._alias(op.dst_path):  # its folder's case fix carried it there
+                    self.changes.moved += 1
+                    return
                 staged = self._staging(op.op_id)
                 self._replace(src, staged)
                 src = staged
@@ -221,6 +226,27 @@ class _Applier:
             return staged
         src = self._path(op.src_path)
         return src if _exists(src) else None
+
+    def _one_entry(self, op: LocalOp) -> bool:
+        """Do a source and a destination that differ only in case name one entry on disk?
+
+        Inode numbers cannot tell on every disk (FUSE exFAT gives each spelling its own), so
+        the listings decide: on a case-insensitive disk only one of the spellings is listed.
+        """
+        assert op.dst_path is not None
+        return self._alias(op.src_path) or self._alias(op.dst_path)
+
+    def _alias(self, rel: str) -> bool:
+        """Is some component of `rel` found on disk only under another spelling?"""
+        folder = self.root
+        for part in PurePosixPath(rel).parts:
+            try:
+                if part not in os.listdir(folder):
+                    return True
+            except OSError:
+                return False
+            folder = folder / part
+        return False
 
     def _clear(self, op: LocalOp, rel: str, dst: Path) -> None:
         """Something stands at `dst`: displace it for the later op that moves it, or set it
@@ -307,14 +333,8 @@ class _Applier:
             if _exists(temp) and not _exists(wanted):  # a run stopped half-way through
                 os.replace(temp, wanted)
                 continue
-            if not _same_file(wanted.parent / old, wanted):
-                continue  # a case-sensitive disk (two folders): the moves create the new one
-            try:
-                names = os.listdir(wanted.parent)
-            except OSError:
-                continue
-            if new in names or old not in names:
-                continue  # already spelled as wanted
+            if not _exists(wanted) or _spelled(wanted):
+                continue  # a case-sensitive disk, or already spelled as wanted
             os.replace(wanted.parent / old, temp)
             os.replace(temp, wanted)
             self.touched.add(wanted.parent)
@@ -333,9 +353,10 @@ def _exists(path: Path) -> bool:
     return os.path.lexists(path)
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def _spelled(path: Path) -> bool:
+    """Does the folder hold an entry spelled exactly like `path`'s name?"""
     try:
-        return os.path.samefile(a, b)
+        return path.name in os.listdir(path.parent)
     except OSError:
         return False
 
