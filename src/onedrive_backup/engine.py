@@ -32,6 +32,7 @@ from onedrive_backup.retry import RetryGate, make_probe
 from onedrive_backup.scan import scan
 from onedrive_backup.selection import Selection
 from onedrive_backup.state import BackupState, find_backups
+from onedrive_backup.versions import apply_local_changes, prune_versions
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,8 @@ class BackupPlan:
     max_outage: float = 2 * 3600.0
     include_shared: bool = False
     stall_timeout: float = 60.0
+    keep_versions_days: float | None = None  # None: keep replaced/deleted versions forever
+    no_versions: bool = False  # mirror exactly: replaced/deleted files are removed, not kept
 
 
 @dataclass
@@ -127,6 +130,8 @@ class Engine:
         self.emit = emit
         self.backup_dir: Path | None = None
         self.started = time.time()
+        # Names this run's folder under .versions/ (replaced and deleted files land there).
+        self.run_stamp = time.strftime("%Y%m%d_%H%M%S", time.localtime(self.started))
 
     async def run(self) -> RunResult:
         plan = self.plan
@@ -136,6 +141,11 @@ class Engine:
         else:
             state = BackupState.create(plan.dest)
         self.backup_dir = state.backup_dir
+        self.emit(
+            events.BackupOpened(
+                path=str(state.backup_dir), name=state.backup_dir.name, resumed=bool(plan.resume)
+            )
+        )
         run_id = state.start_run()
         outcome = "failed"
         summary: dict[str, Any] = {}
@@ -149,6 +159,9 @@ class Engine:
             self.emit(events.PhaseStarted(phase="scan", detail="Scanning OneDrive"))
             scan_result = await scan(graph, state, selection, self.emit)
             self.emit(events.PhaseFinished(phase="scan", detail=str(scan_result)))
+            local_changes = apply_local_changes(
+                state, run_stamp=self.run_stamp, keep=not plan.no_versions, emit=self.emit
+            )
             self._check_space(state)
             self.emit(events.PhaseStarted(phase="download", detail="Downloading"))
             totals = state.totals()
@@ -168,7 +181,12 @@ class Engine:
             stats = await downloader.run()
             self.emit(events.PhaseFinished(phase="download"))
             summary = self._summary(state, stats, gate, scan_result)
+            summary["changes"] = local_changes.to_dict()
             failed = summary["files"]["failed"] + summary["files"]["unverified"]
+            if not failed and plan.keep_versions_days is not None and not plan.no_versions:
+                summary["versions_pruned"] = prune_versions(
+                    state.backup_dir, older_than_days=plan.keep_versions_days, emit=self.emit
+                )
             outcome = "complete" if not failed else "complete_with_failures"
             exit_code = ExitCode.OK if not failed else ExitCode.SOME_FAILED
             summary["outcome"] = outcome
