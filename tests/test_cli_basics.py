@@ -44,3 +44,34 @@ def test_flags_beat_environment(tmp_path: object) -> None:
     env = {"ONEDRIVE_BACKUP_CLIENT_ID": "from-env", "ONEDRIVE_BACKUP_CONFIG_DIR": str(tmp_path)}
     assert load_settings({}, env).client_id == "from-env"
     assert load_settings({"client_id": "from-flag"}, env).client_id == "from-flag"
+
+
+def _backup_answers(argv: list[str]) -> object:
+    from onedrive_backup.cli import build_parser
+    from onedrive_backup.commands.backup_cmd import answers_from_args
+
+    parser, _ = build_parser()
+    return answers_from_args(parser.parse_args(["backup", *argv]), environ={})
+
+
+def test_version_flags_reach_the_plan(tmp_path: object) -> None:
+    from onedrive_backup.commands.backup_cmd import make_plan
+
+    a = _backup_answers(["--dest", str(tmp_path), "--new", "--keep-versions", "30"])
+    plan = make_plan(a)  # type: ignore[arg-type]
+    assert plan.keep_versions_days == 30.0 and plan.no_versions is False
+    plan = make_plan(_backup_answers(["--dest", str(tmp_path), "--new", "--no-versions"]))  # type: ignore[arg-type]
+    assert plan.no_versions is True and plan.keep_versions_days is None
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--keep-versions", "soon"], ["--keep-versions", "-1"], ["--workers", "33"]],
+)
+def test_bad_backup_values_are_usage_errors(argv: list[str]) -> None:
+    with pytest.raises(UsageError):
+        _backup_answers(argv)
+
+
+def test_keep_and_no_versions_exclude_each_other() -> None:
+    assert main(["backup", "--keep-versions", "3", "--no-versions"]) == 2

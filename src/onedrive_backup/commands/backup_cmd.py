@@ -104,6 +104,18 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     how.add_argument(
         "--ignore-space", action="store_true", help="start even if the free space looks too small"
     )
+    versions = how.add_mutually_exclusive_group()
+    versions.add_argument(
+        "--keep-versions",
+        metavar="DAYS",
+        help="after a clean run, delete kept versions (.versions/) older than DAYS "
+        "(default: keep them forever)",
+    )
+    versions.add_argument(
+        "--no-versions",
+        action="store_true",
+        help="mirror exactly: files deleted or replaced in OneDrive are removed, not kept",
+    )
     how.add_argument("-y", "--yes", action="store_true", help="never ask: take the defaults")
     how.add_argument("--plain", action="store_true", help="plain progress lines even on a terminal")
     p.set_defaults(interactive=False)
@@ -158,6 +170,8 @@ class Answers:
     bwlimit: int | None = None
     max_outage: float = DEFAULT_MAX_OUTAGE
     ignore_space: bool = False
+    keep_versions_days: float | None = None
+    no_versions: bool = False
     yes: bool = False
     plain: bool = False
 
@@ -209,14 +223,23 @@ def answers_from_args(args: argparse.Namespace, environ: dict[str, str] | None =
     a.include_shared = bool(getattr(args, "include_shared", False))
     workers = pick("workers")
     if workers is not None:
-        if not workers.isdigit() or not 1 <= int(workers) <= 64:
-            raise UsageError(f"--workers {workers!r}: give a number from 1 to 64.")
+        if not workers.isdigit() or not 1 <= int(workers) <= 32:
+            raise UsageError(f"--workers {workers!r}: give a number from 1 to 32.")
         a.workers = int(workers)
     rate = pick("bwlimit")
     a.bwlimit = parse_rate(rate) if rate else None
     outage = pick("max_outage")
     a.max_outage = parse_duration(outage) if outage else DEFAULT_MAX_OUTAGE
     a.ignore_space = bool(getattr(args, "ignore_space", False))
+    keep = pick("keep_versions")
+    if keep is not None:
+        try:
+            a.keep_versions_days = float(keep)
+        except ValueError:
+            a.keep_versions_days = -1.0
+        if a.keep_versions_days < 0:
+            raise UsageError(f"--keep-versions {keep!r}: give a number of days, e.g. 90.")
+    a.no_versions = bool(getattr(args, "no_versions", False))
     a.yes = bool(getattr(args, "yes", False))
     a.plain = bool(getattr(args, "plain", False))
     return a
@@ -245,6 +268,8 @@ def make_plan(a: Answers) -> Any:
         ignore_space=a.ignore_space,
         max_outage=a.max_outage,
         include_shared=a.include_shared,
+        keep_versions_days=a.keep_versions_days,
+        no_versions=a.no_versions,
     )
 
 
