@@ -822,6 +822,11 @@ class BackupState:
         with self._tx() as db:
             db.executemany("DELETE FROM ops WHERE op_id = ?", [(i,) for i in op_ids])
 
+    def set_op_source(self, op_id: int, src_path: str) -> None:
+        """The file of a pending op now waits at `src_path` (moved aside for a swap)."""
+        with self._tx() as db:
+            db.execute("UPDATE ops SET src_path = ? WHERE op_id = ?", (src_path, op_id))
+
     def count_ops(self) -> int:
         return int(self._query("SELECT count(*) FROM ops")[0][0])
 

@@ -44,7 +44,7 @@ VERSIONS_DIR = ".versions"
 STAMP_RE = re.compile(r"^\d{8}_\d{6}$")
 STAMP_FORMAT = "%Y%m%d_%H%M%S"
 _MOVING = f"{STATE_DIR}/moving"  # where displaced files wait for the op that takes them
-_COMMIT_EVERY = 500  # ops per state transaction
+_FSYNC_EVERY = 500  # ops between flushes of the folders they changed
 Level = Literal["info", "warning"]
 
 
@@ -145,7 +145,8 @@ class _Applier:
         self.sources: dict[str, list[LocalOp]] = defaultdict(list)
         for op in ops:
             self.sources[collision_key(op.src_path)].append(op)
-        self.done: list[int] = []
+        self.sources_moved: dict[int, str] = {}  # op id → where its file was parked
+        self.since_fsync = 0
         self.touched: set[Path] = set()
         self.fixed_case: set[str] = set()
 
@@ -161,10 +162,13 @@ class _Applier:
                 log.error("local change %d refused: %s", op.op_id, exc)
                 if op.kind == "move":
                     self.state.requeue(op.item_id, "could not be moved safely on disk")
-            self.done.append(op.op_id)
-            if len(self.done) >= _COMMIT_EVERY:
-                self._commit()
-        self._commit()
+            # One op at a time: a later op may refill a path this one emptied, so an op must
+            # never be repeated once a later one has run.
+            self.state.complete_ops([op.op_id])
+            self.since_fsync += 1
+            if self.since_fsync >= _FSYNC_EVERY:
+                self._flush()
+        self._flush()
         with contextlib.suppress(OSError):
             (self.root / _MOVING).rmdir()
         return self.changes
@@ -224,7 +228,7 @@ class _Applier:
         staged = self._staging(op.op_id)
         if _exists(staged):
             return staged
-        src = self._path(op.src_path)
+        src = self._path(self.sources_moved.get(op.op_id, op.src_path))
         return src if _exists(src) else None
 
     def _one_entry(self, op: LocalOp) -> bool:
@@ -256,6 +260,12 @@ class _Applier:
         )
         if later is not None and later.item_id != op.item_id:
             self._replace(dst, self._staging(later.op_id))
+            # Recorded, so that once the file has left the parking place nothing else at its
+            # old path can be taken for it.
+            parked = f"{_MOVING}/{later.op_id}"
+            self.state.set_op_source(later.op_id, parked)
+            self.sources_moved[later.op_id] = parked
+            self.sources[collision_key(rel)].remove(later)
             return
         log.warning("an unexpected file stood at %s: set aside into %s", rel, self.versions)
         self._replace(dst, self._version_path(rel))
@@ -339,14 +349,11 @@ class _Applier:
             os.replace(temp, wanted)
             self.touched.add(wanted.parent)
 
-    def _commit(self) -> None:
-        if not self.done:
-            return
+    def _flush(self) -> None:
         for folder in self.touched:
             _fsync_dir(folder)
         self.touched.clear()
-        self.state.complete_ops(self.done)
-        self.done = []
+        self.since_fsync = 0
 
 
 def _exists(path: Path) -> bool:
