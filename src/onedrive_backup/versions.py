@@ -114,8 +114,8 @@ def _messages(c: LocalChanges, set_aside: int, stamp: str, keep: bool) -> list[t
     if c.missing:
         out.append(
             (
-                f"{_plural(c.missing, 'file')} were not where the backup expected them; "
-                "they will be downloaded again.",
+                f"{_plural(c.missing, 'file')} {'was' if c.missing == 1 else 'were'} not where "
+                "the backup expected; downloading again.",
                 "warning",
             )
         )
@@ -203,13 +203,17 @@ class _Applier:
         if src is None:  # already retired by a run that was stopped, or removed by hand
             log.info("nothing to retire at %s (op %d)", op.src_path, op.op_id)
             return
+        self._retire_file(src, op.src_path, op)
+
+    def _retire_file(self, src: Path, rel: str, op: LocalOp) -> None:
+        """Into this run's versions folder under `rel`; deleted only with --no-versions."""
         if not self.keep and src.is_file() and not src.is_symlink():
             src.unlink()
             self._prune_empty(src.parent)
             self.touched.add(src.parent)
             self.changes.removed += 1
             return
-        self._replace(src, self._version_path(op.src_path))
+        self._replace(src, self._version_path(rel))
         if op.reason == "replaced":
             self.changes.retired_replaced += 1
         else:
@@ -259,7 +263,10 @@ class _Applier:
             (o for o in self.sources.get(collision_key(rel), ()) if o.op_id > op.op_id), None
         )
         if later is not None and later.item_id != op.item_id:
-            self._replace(dst, self._staging(later.op_id))
+            if later.kind == "retire":  # retire it now, under its own path
+                self._retire_file(dst, rel, later)
+            else:
+                self._replace(dst, self._staging(later.op_id))
             # Recorded, so that once the file has left the parking place nothing else at its
             # old path can be taken for it.
             parked = f"{_MOVING}/{later.op_id}"
