@@ -29,10 +29,10 @@ DEMO_CLIENT_ID = "demo-client-id"
 @dataclass(frozen=True)
 class DemoOptions:
     dest: Path
-    files: int = 2000
+    files: int = 3000
     large_bytes: int = 250 * 1000 * 1000
     token_lifetime: float = 15.0
-    link_lifetime: float = 10.0
+    link_lifetime: float = 5.0
     outage_seconds: float = 5.0
     throttles: int = 3
     workers: int = 16
@@ -55,30 +55,45 @@ def demo_spec(opts: DemoOptions) -> DriveSpec:
 
 
 class FaultScript(threading.Thread):
-    """Throws the network outage and some throttling at the run once downloads are underway."""
+    """Throws throttling and the network outage at the run once downloads are underway.
+
+    The outage comes while the large video is transferring and its link is old enough to
+    expire during the outage, so the run must also fetch a fresh link to continue it.
+    """
 
     def __init__(self, emu: Emulator, opts: DemoOptions, total_bytes: int) -> None:
         super().__init__(name="demo-faults", daemon=True)
         self.emu, self.opts, self.total_bytes = emu, opts, total_bytes
         self.stop = threading.Event()
-        self.outage_done = False
+        large = [i for i in emu.drive.items if i.children is None and i.size == opts.large_bytes]
+        self.large_id = emu.drive.item_id(large[0]) if large and opts.large_bytes else None
 
-    def served(self) -> int:
-        return sum(self.emu.counters.snapshot()["bytes_served"].values())
+    def served(self) -> dict[str, int]:
+        counts: dict[str, int] = self.emu.counters.snapshot()["bytes_served"]
+        return counts
 
     def run(self) -> None:
-        # A couple of 429s on the download host early on, the outage at ~35% of the bytes.
-        while not self.stop.wait(0.1):
-            served = self.served()
-            if served > 0.1 * self.total_bytes and self.opts.throttles:
+        while not self.stop.wait(0.05):  # a few 429s once downloads are underway
+            if self.emu.counters.snapshot()["links_issued"] > 10 and self.opts.throttles:
                 self.emu.faults.update(
                     {"throttle_targets": "both", "throttle_next": self.opts.throttles}
                 )
                 break
-        while not self.stop.wait(0.1):
-            if self.served() > 0.35 * self.total_bytes and self.opts.outage_seconds:
+        # Past this age, the large file's link will have expired by the end of the outage.
+        link_age = max(0.0, self.opts.link_lifetime - self.opts.outage_seconds + 1.0)
+        large_started: float | None = None
+        while not self.stop.wait(0.05) and self.opts.outage_seconds:
+            served = self.served()
+            now = time.monotonic()
+            large = served.get(self.large_id, 0) if self.large_id else 0
+            if large and large_started is None:
+                large_started = now
+            in_flight = large_started is not None and large < self.opts.large_bytes
+            large_done = self.large_id is None or large >= self.opts.large_bytes
+            if (in_flight and large_started is not None and now - large_started >= link_age) or (
+                large_done and sum(served.values()) > 0.6 * self.total_bytes
+            ):
                 self.emu.outage(self.opts.outage_seconds)
-                self.outage_done = True
                 return
 
 

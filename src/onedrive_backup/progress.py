@@ -93,7 +93,7 @@ def short_reason(reason: str, limit: int = 60) -> str:
     """A network failure reason short enough for one line (details go to the log)."""
     if len(reason) <= limit:
         return reason
-    head = reason.split(" (", 1)[0]
+    head = reason.split(" (", 1)[0].split(": <", 1)[0]
     return head if len(head) <= limit else head[: limit - 1] + "…"
 
 

@@ -14,7 +14,7 @@ HELP = "back up a built-in emulated OneDrive (no account needed)"
 DESCRIPTION = """\
 Start a local OneDrive emulator in this process, sign in to it (the code is approved by
 itself), and back it up into ./demo-backup (or --dest) while the faults that break naive
-tools happen: access tokens that expire every 15 s, download links every 10 s, throttling
+tools happen: access tokens that expire every 15 s, download links every 5 s, throttling
 (HTTP 429) and a 5 s network outage mid-download. Then verify every file. Your own sign-in
 and configuration are not touched.
 """
@@ -25,7 +25,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--dest", metavar="DIR", default="demo-backup", help="where to back up (./demo-backup)"
     )
-    p.add_argument("--files", type=int, default=2000, metavar="N", help="files in the drive")
+    p.add_argument("--files", type=int, default=3000, metavar="N", help="files in the drive")
     p.add_argument(
         "--large-mb", type=int, default=250, metavar="MB", help="size of the large video (0: none)"
     )
