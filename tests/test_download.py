@@ -22,7 +22,7 @@ from auth_fixtures import SignedIn, sign_in
 from onedrive_backup import events
 from onedrive_backup.emulator import DriveSpec, Emulator
 from onedrive_backup.engine import BackupPlan, Engine, RunResult
-from onedrive_backup.errors import DestinationError, DiskFullError
+from onedrive_backup.errors import DestinationError, DiskFullError, Interrupted
 from onedrive_backup.state import BackupState
 from oracle import assert_backup_matches
 
@@ -302,3 +302,42 @@ def test_disk_full_mid_run_stops_cleanly_and_resumes(
     result, _ = run_engine(signed_in, small_disk, resume="latest", workers=2)
     assert result.exit_code == 0, result.summary
     assert_backup_matches(big_drive, result.backup_dir)
+
+
+def test_stopped_mid_transfer_resumes_from_the_partial_bytes(
+    only_big_files: Emulator, signed_in_factory: Any, dest: Path
+):
+    """Ctrl-C (task cancelled) in the middle of large files: the next run continues each file
+    from the bytes already on disk, never from zero."""
+    signed_in = signed_in_factory(only_big_files)
+
+    async def stop_midway() -> None:
+        tokens = signed_in.token_source()
+        reached = asyncio.Event()
+
+        def emit(event: events.Event) -> None:
+            if isinstance(event, events.DownloadProgress) and event.bytes_done > 10 * MiB:
+                reached.set()
+
+        plan = BackupPlan(dest=dest, workers=3, bwlimit=12 * MiB)
+        task = asyncio.create_task(Engine(plan, signed_in.settings, tokens, emit).run())
+        await reached.wait()
+        task.cancel()
+        with pytest.raises(Interrupted):
+            await task
+
+    asyncio.run(stop_midway())
+    c = only_big_files.counters
+    files = list(only_big_files.drive.iter_files())
+    (backup_dir,) = dest.iterdir()
+    partial = [p for p in (backup_dir / ".onedrive-backup" / "partial").glob("*.part")]
+    untouched = [f for f in files if c.bytes_served[f.id] == 0]
+    assert partial, "the stop came in the middle of at least one file"
+    c.reset()
+    result, _ = run_engine(signed_in, dest, resume="latest", workers=3)
+    assert result.exit_code == 0, result.summary
+    assert_backup_matches(only_big_files, result.backup_dir)
+    # Each file cut by the stop continues with a Range request; none starts again from zero.
+    assert c.count("download.get", 206) == len(partial)
+    assert c.count("download.get", 200) == len(untouched)
+    assert sum(c.full_deliveries.values()) == len(untouched)
