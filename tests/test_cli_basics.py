@@ -75,3 +75,16 @@ def test_bad_backup_values_are_usage_errors(argv: list[str]) -> None:
 
 def test_keep_and_no_versions_exclude_each_other() -> None:
     assert main(["backup", "--keep-versions", "3", "--no-versions"]) == 2
+
+
+def test_bare_flags_on_a_terminal_mean_the_interactive_backup(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from onedrive_backup import cli
+
+    _, commands = cli.build_parser()
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True)
+    assert cli._interactive_default(["--bwlimit", "60K"], commands)
+    assert not cli._interactive_default(["list", "--dest", "x"], commands)
+    assert not cli._interactive_default(["--help"], commands)

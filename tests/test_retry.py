@@ -104,3 +104,14 @@ def test_outage_longer_than_limit_stops() -> None:
         assert "unreachable" in str(exc)
     else:
         raise AssertionError("expected OutageTooLong")
+
+
+def test_describe_is_plain_words() -> None:
+    import aiohttp
+
+    assert describe(aiohttp.ClientPayloadError("Response payload is not completed: <...>")) == (
+        "the transfer was cut off"
+    )
+    assert describe(TimeoutError()) == "no answer (timed out)"
+    assert describe(OSError("[Errno -2] Name or service not known")) == "DNS lookup failed"
+    assert describe(ConnectionResetError("Connection reset by peer")) == "connection reset"

@@ -107,12 +107,25 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
     return parser, commands
 
 
+def _interactive_default(raw: list[str], commands: dict[str, ModuleType]) -> bool:
+    """`onedrive-backup [backup flags]` alone on a terminal starts the interactive backup."""
+    if any(token in commands for token in raw):
+        return False
+    if any(token in ("-h", "--help", "--version") for token in raw):
+        return False
+    return "backup" in commands and sys.stdin.isatty() and sys.stdout.isatty()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser, commands = build_parser()
+    raw = list(sys.argv[1:] if argv is None else argv)
+    interactive = _interactive_default(raw, commands)
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(["backup", *raw] if interactive else raw)
     except SystemExit as exc:  # argparse: --help is 0, bad usage is 2
         return int(exc.code or 0)
+    if interactive:
+        args.interactive = True
     logging.basicConfig(
         level=logging.DEBUG if getattr(args, "verbose", False) else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
@@ -120,13 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     install_log_redaction()
     command = args.command
     if command is None:
-        if sys.stdin.isatty() and sys.stdout.isatty() and "backup" in commands:
-            args = parser.parse_args(["backup", *(argv or sys.argv[1:])])
-            args.interactive = True
-            command = "backup"
-        else:
-            parser.print_help()
-            return int(ExitCode.USAGE)
+        parser.print_help()
+        return int(ExitCode.USAGE)
     try:
         return int(commands[command].run(args))
     except BackupError as exc:

@@ -181,17 +181,25 @@ def make_probe(session: Callable[[], aiohttp.ClientSession], timeout: float = 5.
 
 
 def describe(exc: BaseException) -> str:
-    """A short, secret-free description of a network failure (never includes the URL)."""
-    name = type(exc).__name__
-    text = str(exc).split("\n")[0]
-    for marker in ("http://", "https://"):
-        if marker in text:
-            text = text.split(marker)[0].rstrip(" :(") or name
-    if "Name or service not known" in text or "getaddrinfo" in text or "nodename" in text:
+    """A short, plain, secret-free description of a network failure (never includes the URL)."""
+    text = str(exc).lower()
+    if "name or service not known" in text or "getaddrinfo" in text or "nodename" in text:
         return "DNS lookup failed"
-    if "refused" in text.lower():
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
+        return "TLS error"
+    if "refused" in text:
         return "connection refused"
-    return f"{name}: {text}" if text and text != name else name
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the server closed the connection"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "the transfer was cut off"
+    if isinstance(exc, asyncio.TimeoutError):
+        return "no answer (timed out)"
+    if "reset" in text:
+        return "connection reset"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return "could not connect"
+    return type(exc).__name__
 
 
 def format_duration(seconds: float) -> str:
