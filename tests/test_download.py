@@ -22,7 +22,7 @@ from auth_fixtures import SignedIn, sign_in
 from onedrive_backup import events
 from onedrive_backup.emulator import DriveSpec, Emulator
 from onedrive_backup.engine import BackupPlan, Engine, RunResult
-from onedrive_backup.errors import DestinationError, DiskFullError, Interrupted
+from onedrive_backup.errors import DestinationError, DiskFullError, Interrupted, SignInRequired
 from onedrive_backup.state import BackupState
 from oracle import assert_backup_matches
 
@@ -341,3 +341,35 @@ def test_stopped_mid_transfer_resumes_from_the_partial_bytes(
     assert c.count("download.get", 206) == len(partial)
     assert c.count("download.get", 200) == len(untouched)
     assert sum(c.full_deliveries.values()) == len(untouched)
+
+
+def test_dead_sign_in_mid_run_stops_cleanly_then_resumes_after_login(
+    only_big_files: Emulator, signed_in_factory: Any, dest: Path
+):
+    """Revoked refresh token mid-download: the run stops at once with exit 3 and the exact
+    commands; nothing finished is lost; after `login` the backup resumes and completes."""
+    only_big_files.faults.access_token_lifetime = 2  # before sign-in: no long-lived token
+    signed_in = signed_in_factory(only_big_files)
+    revoked = threading.Event()
+
+    def on_event(event: events.Event) -> None:
+        moving = isinstance(event, events.DownloadProgress) and event.bytes_done > 6 * MiB
+        if moving and not revoked.is_set():
+            revoked.set()
+            only_big_files.revoke_refresh_tokens()
+
+    with pytest.raises(SignInRequired) as info:
+        run_engine(signed_in, dest, on_event=on_event, workers=1, bwlimit=16 * MiB)
+    assert info.value.exit_code == 3
+    hint = info.value.hint or ""
+    assert "onedrive-backup login" in hint and "--resume OneDrive_Backup_" in hint
+    (backup_dir,) = dest.iterdir()
+    state = BackupState.open(backup_dir, read_only=True)
+    try:
+        assert state.totals().count("failed") == 0, "a dead sign-in must not fail files"
+    finally:
+        state.close()
+    signed_in.login()
+    result, _ = run_engine(signed_in, dest, resume="latest", workers=3)
+    assert result.exit_code == 0, result.summary
+    assert_backup_matches(only_big_files, result.backup_dir)

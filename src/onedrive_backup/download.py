@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import aiohttp
 
 from onedrive_backup import events
-from onedrive_backup.errors import DestinationError, DiskFullError, ItemError
+from onedrive_backup.errors import BackupError, DestinationError, DiskFullError, ItemError
 from onedrive_backup.events import EventSink
 from onedrive_backup.graph import GraphClient
 from onedrive_backup.hashing import QuickXorHash
@@ -183,6 +183,7 @@ class Downloader:
         self._done_batch: list[DoneRecord] = []
         self._last_flush = time.monotonic()
         self._fatal: BaseException | None = None
+        self._workers: list[asyncio.Task[None]] = []
 
     # -- orchestration -------------------------------------------------------------------------
 
@@ -190,10 +191,13 @@ class Downloader:
         self.partial_dir.mkdir(parents=True, exist_ok=True)
         queue: asyncio.Queue[FileTask | None] = asyncio.Queue(maxsize=self.opt.workers * 4)
         workers = [asyncio.create_task(self._worker(queue)) for _ in range(self.opt.workers)]
+        self._workers = workers
         ticker = asyncio.create_task(self._ticker())
         try:
             await self._produce(queue, workers)
-            await asyncio.gather(*workers)
+            # Workers cancelled by _stop_all end as CancelledError; the fatal error is raised
+            # below. Cancelling run() itself (Ctrl-C) still propagates out of this gather.
+            await asyncio.gather(*workers, return_exceptions=True)
         finally:
             for w in workers:
                 w.cancel()
@@ -210,17 +214,30 @@ class Downloader:
         self, queue: asyncio.Queue[FileTask | None], workers: list[asyncio.Task[None]]
     ) -> None:
         for task in self._tasks():
-            if self._fatal is not None:
-                break
-            put = asyncio.create_task(queue.put(task))
-            # Don't block forever on a full queue if every worker died of a fatal error.
+            if self._fatal is not None or not await self._put(queue, task, workers):
+                return
+        for _ in workers:
+            if not await self._put(queue, None, workers):
+                return
+
+    @staticmethod
+    async def _put(
+        queue: asyncio.Queue[FileTask | None],
+        item: FileTask | None,
+        workers: list[asyncio.Task[None]],
+    ) -> bool:
+        """Queue `item`; False if every worker has ended (a full queue would block forever)."""
+        put = asyncio.create_task(queue.put(item))
+        try:
             while not put.done():
                 await asyncio.wait([put, *workers], return_when=asyncio.FIRST_COMPLETED)
                 if all(w.done() for w in workers) and not put.done():
                     put.cancel()
-                    return
-        for _ in workers:
-            await queue.put(None)
+                    return False
+        except asyncio.CancelledError:
+            put.cancel()
+            raise
+        return True
 
     async def _worker(self, queue: asyncio.Queue[FileTask | None]) -> None:
         while True:
@@ -230,8 +247,10 @@ class Downloader:
             self._active += 1
             try:
                 await self._one(task)
-            except (DiskFullError, DestinationError) as exc:
-                self._fatal = exc
+            except BackupError as exc:
+                # Disk full, sign-in dead, outage too long, state unwritable: the whole run
+                # stops now (partial files stay for the resume), not file after file.
+                self._stop_all(exc)
                 return
             except ItemError as exc:
                 self._fail(task, exc.reason)
@@ -242,6 +261,14 @@ class Downloader:
                 self._fail(task, f"unexpected error: {type(exc).__name__}: {exc}")
             finally:
                 self._active -= 1
+
+    def _stop_all(self, exc: BackupError) -> None:
+        if self._fatal is None:
+            self._fatal = exc
+        current = asyncio.current_task()
+        for worker in self._workers:
+            if worker is not current:
+                worker.cancel()
 
     def _fail(self, task: FileTask, reason: str) -> None:
         self.state.mark_failed(task.item_id, reason)
