@@ -373,3 +373,22 @@ def test_dead_sign_in_mid_run_stops_cleanly_then_resumes_after_login(
     result, _ = run_engine(signed_in, dest, resume="latest", workers=3)
     assert result.exit_code == 0, result.summary
     assert_backup_matches(only_big_files, result.backup_dir)
+
+
+def test_hostile_names_land_inside_and_the_renames_are_reported(
+    emulator_factory: Callable[..., Emulator], signed_in_factory: Any, dest: Path
+):
+    from onedrive_backup.report import summary_lines
+
+    emu = emulator_factory(DriveSpec(files=20, seed=3, hostile_names=True))
+    signed_in = signed_in_factory(emu)
+    result, _ = run_engine(signed_in, dest)
+    assert result.exit_code == 0, result.summary
+    assert_backup_matches(emu, result.backup_dir)
+    renamed = result.summary["renamed"]
+    assert renamed["count"] >= 5
+    assert all(not pair["local"].startswith("/") for pair in renamed["examples"])
+    text = "\n".join(summary_lines(result.summary))
+    assert "Names changed to fit the disk" in text
+    # Nothing was written outside the backup folder.
+    assert {p.name for p in dest.iterdir()} == {result.backup_dir.name}

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from onedrive_backup import events
+from onedrive_backup import events, legacy
 from onedrive_backup.config import Settings
 from onedrive_backup.download import Downloader, DownloadOptions, DownloadStats
 from onedrive_backup.errors import (
@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 # Keep this much free beyond what the remaining files need (filesystem overhead, the state db).
 SPACE_MARGIN_BYTES = 64 * 1024 * 1024
 SPACE_MARGIN_FRACTION = 0.01
+# How many remote → local name mappings the summary lists (the state has all of them).
+RENAMED_LISTED = 200
 
 
 @dataclass
@@ -137,7 +139,11 @@ class Engine:
         plan = self.plan
         check_destination(plan.dest)
         if plan.resume:
-            state = BackupState.open(resolve_backup(plan.dest, plan.resume))
+            backup_dir = resolve_backup(plan.dest, plan.resume)
+            if legacy.is_legacy_folder(backup_dir):  # made by the earlier script: take it over
+                state = legacy.adopt(backup_dir, self.emit)
+            else:
+                state = BackupState.open(backup_dir)
         else:
             state = BackupState.create(plan.dest)
         self.backup_dir = state.backup_dir
@@ -159,6 +165,7 @@ class Engine:
             self.emit(events.PhaseStarted(phase="scan", detail="Scanning OneDrive"))
             scan_result = await scan(graph, state, selection, self.emit)
             self.emit(events.PhaseFinished(phase="scan", detail=str(scan_result)))
+            legacy.after_scan(state, self.emit)
             local_changes = apply_local_changes(
                 state, run_stamp=self.run_stamp, keep=not plan.no_versions, emit=self.emit
             )
@@ -253,7 +260,12 @@ class Engine:
         self, state: BackupState, stats: DownloadStats, gate: RetryGate, scan_result: Any
     ) -> dict[str, Any]:
         totals = state.totals()
+        renamed_count, renamed = state.renamed_for_disk(limit=RENAMED_LISTED)
         return {
+            "renamed": {
+                "count": renamed_count,
+                "examples": [{"remote": r, "local": loc} for r, loc in renamed],
+            },
             "backup_dir": str(state.backup_dir),
             "started": self.started,
             "finished": time.time(),

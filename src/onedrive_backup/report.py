@@ -199,6 +199,14 @@ def summary_lines(
         lines.extend(f"  {u['path']}" for u in rec.unverified[:UNVERIFIED_SHOWN])
         if len(rec.unverified) > UNVERIFIED_SHOWN:
             lines.append(f"  ... and {len(rec.unverified) - UNVERIFIED_SHOWN:,} more")
+    renamed = summary.get("renamed") or {}
+    if renamed.get("count"):
+        lines.append(
+            f"Names changed to fit the disk ({renamed['count']:,}; the report lists "
+            f"{'them' if renamed['count'] <= len(renamed.get('examples', [])) else 'the first'}):"
+        )
+        for pair in renamed.get("examples", [])[:EXAMPLES_PER_REASON]:
+            lines.append(f"  {pair['remote']}  ->  {pair['local']}")
     special = _special_lines(summary.get("scan") or {})
     if special:
         lines.append("Special items:")

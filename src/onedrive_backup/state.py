@@ -441,6 +441,36 @@ class BackupState:
         return state
 
     @classmethod
+    def adopt(cls, backup_dir: Path | str, *, meta: Mapping[str, Any] | None = None) -> BackupState:
+        """Our state inside an existing folder (the earlier script's, see legacy.py).
+
+        Only `.onedrive-backup/` is added; nothing else in the folder is touched. `meta` is
+        stored with the new state; a folder that already has our state is simply opened.
+        """
+        backup_dir = Path(backup_dir)
+        if not backup_dir.is_dir():
+            raise DestinationError(f"The backup folder {backup_dir} does not exist.")
+        state_dir = backup_dir / STATE_DIR
+        try:
+            for sub in ("logs", "reports"):
+                (state_dir / sub).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DestinationError(f"Cannot write to {backup_dir}: {exc}") from exc
+        lock = BackupLock(state_dir / LOCK_FILE)
+        lock.acquire()
+        try:
+            fresh = not (state_dir / STATE_FILE).exists()
+            state = cls(backup_dir, _open_checked(state_dir / STATE_FILE, "rwc"), lock)
+            if fresh:
+                state.set_meta_many(
+                    {"created": time.time(), "created_by": __version__, **(meta or {})}
+                )
+        except BaseException:
+            lock.release()
+            raise
+        return state
+
+    @classmethod
     def open(cls, backup_dir: Path | str, *, read_only: bool = False) -> BackupState:
         """Open an existing backup: takes the lock unless `read_only` (for list and status)."""
         backup_dir = Path(backup_dir)
@@ -1008,6 +1038,19 @@ class BackupState:
             for remote_path, name, reason in rows:
                 yield special, remote_path or name, reason
 
+    def renamed_for_disk(self, limit: int = 1000) -> tuple[int, list[tuple[str, str]]]:
+        """Selected items whose local name differs from the remote one (illegal characters,
+        reserved or over-long names, collisions): (count, [(remote path, local path)])."""
+        where = (
+            "FROM items WHERE selected = 1 AND local_name IS NOT NULL AND local_name != name "
+            "AND deleted = 0"
+        )
+        count = int(self._query(f"SELECT count(*) {where}")[0][0])
+        rows = self._query(
+            f"SELECT remote_path, local_path {where} ORDER BY remote_path LIMIT ?", (limit,)
+        )
+        return count, [(str(remote), str(local)) for remote, local in rows]
+
     def summary(self) -> BackupSummary:
         return _summary(self)
 
@@ -1206,6 +1249,7 @@ def find_backups(dest: Path | str) -> list[BackupSummary]:
         return []
     for path in candidates:
         if not (path / STATE_DIR / STATE_FILE).is_file():
+            found.extend(_legacy_summary(path))
             continue
         try:
             with BackupState.open(path, read_only=True) as state:
@@ -1228,10 +1272,26 @@ def resolve_backup(dest: Path | str, name: str) -> Path:
             )
         return Path(backups[-1].path)
     candidate = Path(name) if os.sep in name or "/" in name else dest / name
-    if (candidate / STATE_DIR / STATE_FILE).is_file():
+    if (candidate / STATE_DIR / STATE_FILE).is_file() or _legacy_summary(candidate):
         return candidate
     names = ", ".join(b.name for b in backups) or "none"
     raise UsageError(f"No backup named {name!r} in {dest}.", hint=f"Existing backups: {names}.")
+
+
+def _legacy_summary(path: Path) -> list[BackupSummary]:
+    """A folder made by the earlier script (its .progress.json), as one summary; else none."""
+    from onedrive_backup import legacy  # legacy builds on this module
+
+    if not legacy.is_legacy_folder(path):
+        return []
+    try:
+        return [legacy.summary(path)]
+    except StateError as exc:
+        return [
+            BackupSummary(
+                path.name, str(path), False, 0, 0, 0, 0, None, None, exc.message, legacy=True
+            )
+        ]
 
 
 def _summary(state: BackupState) -> BackupSummary:
