@@ -158,6 +158,7 @@ class BackupSummary:
     last_run_at: float | None
     last_outcome: str | None
     error: str | None = None  # set when the state could not be read (locked runs still read)
+    legacy: bool = False  # made by the earlier script (its .progress.json), not resumed yet
 
 
 @dataclass(frozen=True, slots=True)
