@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from auth_fixtures import SignedIn, subprocess_env
-from onedrive_backup import events
+from onedrive_backup import events, legacy
 from onedrive_backup.emulator import Emulator
 from onedrive_backup.emulator.drive import FileView
 from onedrive_backup.engine import BackupPlan, Engine, RunResult
@@ -286,6 +286,31 @@ def test_resume_adopts_intact_files_and_refetches_a_truncated_one(
     again, _ = run_engine(signed_in, dest, resume="latest")
     assert again.exit_code == 0 and again.backup_dir == folder
     assert sum(c.bytes_served.values()) == served
+    assert (folder / PROGRESS_FILE).read_bytes() == progress_bytes
+
+
+def test_a_takeover_cut_short_still_moves_files_on_the_next_run(
+    emulator: Emulator, signed_in: SignedIn, dest: Path
+):
+    emu = emulator
+    odd = emu.drive.add_file("/Music/AC:DC?.mp3", content=b"riff " * 300)
+    folder = dest / NAME
+    put(folder, "Music/AC_DC_.mp3", emu.drive.read(odd.id))  # the earlier script's own mapping
+    progress_bytes = write_progress(folder, {odd.id: entry(odd.size, "Music/AC_DC_.mp3")})
+    # Killed right after our state was created, before the first scan.
+    legacy.adopt(folder).close()
+    with legacy.adopt(folder) as again:  # a second take-over only opens it
+        assert again.get_meta(META_KEY)["prepass_done"] is False
+    [summary] = find_backups(dest)
+    assert not summary.legacy and summary.error is None
+
+    result, _ = run_engine(signed_in, dest, resume=NAME)
+
+    assert result.exit_code == 0, result.summary
+    assert emu.counters.bytes_served[odd.id] == 0
+    assert not (folder / "Music/AC_DC_.mp3").exists()
+    with progress_aside(folder):
+        assert_backup_matches(emu, folder)
     assert (folder / PROGRESS_FILE).read_bytes() == progress_bytes
 
 

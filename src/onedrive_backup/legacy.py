@@ -20,7 +20,10 @@ Taking such a folder over (``backup --resume NAME``):
    drive (no download); anything truncated or different is downloaded again and replaces it.
 
 Files the earlier script left that the drive no longer has, or that are not selected, stay
-where they are, untouched.
+where they are, untouched. A run cut short after step 1 does step 3 on its next run (the
+state records whether it was done). Should the drive itself hold a top-level file named
+``.progress.json``, the backup of that file takes its place; the copy in ``.onedrive-backup/``
+keeps the earlier script's record.
 """
 
 from __future__ import annotations
