@@ -147,6 +147,26 @@ def _special_lines(scan: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _changes_line(summary: dict[str, Any]) -> str | None:
+    """What an update changed: added/updated from the scan, moves and kept versions on disk."""
+    scan = summary.get("scan") or {}
+    # A first, full enumeration "adds" everything: only updates have changes worth listing.
+    first = scan.get("full_enumeration") and not scan.get("resynced")
+    scan_changes = {} if first else (scan.get("changes") or {})
+    local = summary.get("changes") or {}
+    counted = [
+        (int(scan_changes.get("added", 0)), "added"),
+        (int(scan_changes.get("modified", 0)), "updated"),
+        (int(local.get("moved", 0)), "moved or renamed without downloading"),
+        (int(local.get("retired_deleted", 0)), "deleted in OneDrive and kept in .versions/"),
+        (int(local.get("retired_replaced", 0)), "previous versions kept in .versions/"),
+        (int(local.get("removed", 0)), "removed (--no-versions)"),
+        (int(summary.get("versions_pruned", 0)), "old versions pruned"),
+    ]
+    parts = [f"{n:,} {label}" for n, label in counted if n > 0]
+    return "  Changes: " + ", ".join(parts) if parts else None
+
+
 def summary_lines(
     summary: dict[str, Any], recorder: RunRecorder | None = None, report_path: Path | None = None
 ) -> list[str]:
@@ -170,6 +190,9 @@ def summary_lines(
             f"  Data:    {human_bytes(sizes.get('selected', 0))} selected,"
             f" {human_bytes(sizes.get('downloaded', 0))} downloaded this run"
         )
+    change_line = _changes_line(summary)
+    if change_line:
+        lines.append(change_line)
     started, finished = summary.get("started"), summary.get("finished")
     if isinstance(started, int | float) and isinstance(finished, int | float):
         lines.append(f"  Time:    {human_duration(max(0.0, finished - started))}")
