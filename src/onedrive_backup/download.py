@@ -30,7 +30,7 @@ from onedrive_backup.events import EventSink
 from onedrive_backup.graph import GraphClient
 from onedrive_backup.hashing import QuickXorHash
 from onedrive_backup.models import DoneRecord, FileTask
-from onedrive_backup.paths import ensure_inside
+from onedrive_backup.paths import ensure_inside, fsync_dir
 from onedrive_backup.retry import (
     NETWORK_ERRORS,
     SERVER_ERROR_STATUSES,
@@ -115,17 +115,6 @@ def _part_key(item_id: str) -> str:
 
 def _is_disk_full(exc: OSError) -> bool:
     return exc.errno in DISK_FULL_ERRNOS
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make a rename durable on POSIX; Windows has no directory handles to fsync."""
-    if os.name == "nt":
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def file_quickxorhash(path: Path, limit: int | None = None) -> tuple[QuickXorHash, int]:
@@ -359,6 +348,8 @@ class Downloader:
             await self.gate.wait()
             if link is None:
                 link = await self.graph.download_link(task.drive_id, task.item_id)
+                # Another worker may have been throttled while the link was on its way.
+                await self.gate.wait()
             before = xfer.offset
             try:
                 await self._stream(task, xfer, link)
@@ -528,7 +519,7 @@ class Downloader:
             set_times(part, task)
             final.parent.mkdir(parents=True, exist_ok=True)
             os.replace(part, final)
-            _fsync_dir(final.parent)
+            fsync_dir(final.parent)
         except OSError as exc:
             raise self._dest_error(exc) from exc
         part.with_suffix(".json").unlink(missing_ok=True)

@@ -34,6 +34,7 @@ detect both with :func:`collision_key` and resolve them with :func:`disambiguate
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -250,3 +251,19 @@ def is_probably_case_insensitive(directory: Path) -> bool:
         return True
     finally:
         probe.unlink(missing_ok=True)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make renames in `path` durable on POSIX (best effort); Windows has no directory handles
+    to fsync, and a folder removed meanwhile needs nothing."""
+    if os.name == "nt":
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -35,7 +35,13 @@ from onedrive_backup import events
 from onedrive_backup.download import file_quickxorhash
 from onedrive_backup.events import EventSink
 from onedrive_backup.models import ON_DISK, LocalOp
-from onedrive_backup.paths import UnsafePathError, collision_key, disambiguate, ensure_inside
+from onedrive_backup.paths import (
+    UnsafePathError,
+    collision_key,
+    disambiguate,
+    ensure_inside,
+    fsync_dir,
+)
 from onedrive_backup.state import STATE_DIR, BackupState
 
 log = logging.getLogger(__name__)
@@ -358,7 +364,7 @@ class _Applier:
 
     def _flush(self) -> None:
         for folder in self.touched:
-            _fsync_dir(folder)
+            fsync_dir(folder)
         self.touched.clear()
         self.since_fsync = 0
 
@@ -373,21 +379,6 @@ def _spelled(path: Path) -> bool:
         return path.name in os.listdir(path.parent)
     except OSError:
         return False
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make renames durable on POSIX; Windows has no directory handles to fsync."""
-    if os.name == "nt":
-        return
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return  # removed since (an emptied folder)
-    try:
-        with contextlib.suppress(OSError):
-            os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # --- retention --------------------------------------------------------------------------------

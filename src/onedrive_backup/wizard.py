@@ -7,7 +7,9 @@ and returns a `BackupPlan`. Every question has a flag (shown next to it) and a d
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -72,22 +74,38 @@ class Prompter:
             self.console.print("Please answer y or n.")
 
 
-def filesystem_type(path: Path) -> str | None:
-    """The filesystem type of the mount holding `path`, where cheaply known (Linux)."""
+def _mount_table() -> list[tuple[str, str]]:
+    """(mount point, filesystem type) pairs: /proc/mounts on Linux, `mount` on macOS."""
     try:
-        mounts = Path("/proc/mounts").read_text(encoding="utf-8").splitlines()
+        lines = Path("/proc/mounts").read_text(encoding="utf-8").splitlines()
     except OSError:
-        return None
+        lines = []
+    table: list[tuple[str, str]] = []
+    for line in lines:
+        parts = line.split()
+        if len(parts) >= 3:
+            table.append((parts[1].replace("\\040", " "), parts[2]))
+    if table or sys.platform != "darwin":
+        return table
+    try:  # macOS: "/dev/disk4s1 on /Volumes/T7 2TB (exfat, local, nodev, nosuid)"
+        out = subprocess.run(["mount"], capture_output=True, text=True, timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    for line in out.splitlines():
+        m = re.match(r"^.+? on (.+) \(([^,)]+)", line)
+        if m:
+            table.append((m.group(1), m.group(2)))
+    return table
+
+
+def filesystem_type(path: Path) -> str | None:
+    """The filesystem type of the mount holding `path`, where cheaply known (Linux, macOS)."""
     target = os.path.realpath(path)
     best, best_type = "", None
-    for line in mounts:
-        parts = line.split()
-        if len(parts) < 3:
-            continue
-        mount_point = parts[1].replace("\\040", " ")
+    for mount_point, fs_type in _mount_table():
         inside = target == mount_point or target.startswith(mount_point.rstrip("/") + "/")
         if inside and len(mount_point) >= len(best):
-            best, best_type = mount_point, parts[2]
+            best, best_type = mount_point, fs_type
     return best_type
 
 
