@@ -41,6 +41,19 @@ NETWORK_ERRORS: tuple[type[Exception], ...] = (
 Probe = Callable[[str], Awaitable[bool]]
 
 
+class ProbeThrottled(Exception):
+    """A probe was answered with 429/503/509: the origin is up but asked for a pause.
+
+    The pause must be honoured like any other Retry-After (the service counts the probe's
+    429 against us too), so a probe raises this instead of simply saying "up".
+    """
+
+    def __init__(self, seconds: float | None, status: int) -> None:
+        super().__init__(f"probe throttled (HTTP {status})")
+        self.seconds = seconds
+        self.status = status
+
+
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
     """Seconds to wait from Retry-After: delta-seconds (may be fractional) or an HTTP date."""
     if value is None:
@@ -103,6 +116,24 @@ class RetryGate:
             self._emit(events.Throttled(seconds=round(seconds, 3), status=status))
             log.info("throttled (%s): pausing all transfers for %.3f s", status, seconds)
 
+    async def _throttle_pause(self) -> None:
+        """Sleep out any throttling pause (not outages): no request goes out inside one."""
+        delay = self._resume_at - time.monotonic()
+        while delay > 0:
+            await asyncio.sleep(delay)
+            delay = self._resume_at - time.monotonic()
+
+    async def _probe_up(self, origin: str) -> bool:
+        """Probe `origin` (itself a request: never inside a Retry-After pause). A throttled
+        answer means the origin is up, and its Retry-After pauses everyone."""
+        assert self._probe is not None
+        await self._throttle_pause()
+        try:
+            return await self._probe(origin)
+        except ProbeThrottled as t:
+            self.throttled(t.seconds if t.seconds is not None else backoff_delay(1), t.status)
+            return True
+
     async def wait(self) -> None:
         """Return when requests may be sent: after any throttling pause and any outage."""
         while True:
@@ -127,7 +158,7 @@ class RetryGate:
         self._raise_if_fatal()
         origin = origin_of(url)
         if self._outage is None or self._outage.done():
-            if self._probe is not None and await self._probe(origin):
+            if self._probe is not None and await self._probe_up(origin):
                 return
             if self._outage is None or self._outage.done():
                 self._outage = asyncio.create_task(self._ride_out(origin, describe(exc)))
@@ -152,7 +183,7 @@ class RetryGate:
             )
             log.warning("network down (%s); retrying in %.0f s", reason, delay)
             await asyncio.sleep(delay)
-            if self._probe is None or await self._probe(origin):
+            if self._probe is None or await self._probe_up(origin):
                 down_for = time.monotonic() - started
                 self.outage_seconds += down_for
                 self._emit(events.NetworkRestored(down_for=down_for))
@@ -166,13 +197,17 @@ class RetryGate:
 
 
 def make_probe(session: Callable[[], aiohttp.ClientSession], timeout: float = 5.0) -> Probe:
-    """A probe that says whether `origin` answers HTTP at all (any status counts as up)."""
+    """A probe that says whether `origin` answers HTTP at all (any status counts as up);
+    a throttling answer raises ProbeThrottled so its Retry-After is honoured."""
 
     async def probe(origin: str) -> bool:
         try:
             async with session().head(
                 origin + "/", timeout=aiohttp.ClientTimeout(total=timeout), allow_redirects=False
-            ):
+            ) as response:
+                if response.status in THROTTLE_STATUSES:
+                    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                    raise ProbeThrottled(retry_after, response.status)
                 return True
         except NETWORK_ERRORS:
             return False
