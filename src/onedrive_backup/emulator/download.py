@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from onedrive_backup.emulator.drive import MALWARE, Item
+from onedrive_backup.emulator.drive import MALWARE, Drive, Item
 from onedrive_backup.emulator.errors import graph_error
-from onedrive_backup.emulator.links import parse_link
+from onedrive_backup.emulator.links import DRIVE_SHIFT, parse_link
 from onedrive_backup.emulator.names import mime_type
 from onedrive_backup.emulator.state import STATE, State
 
@@ -38,20 +38,25 @@ def _unauthenticated(message: str) -> web.Response:
     return graph_error(401, "unauthenticated", message, inner_code="expiredToken")
 
 
-def _lookup(st: State, request: web.Request) -> Item | web.Response:
+def _lookup(st: State, request: web.Request) -> tuple[Drive, Item] | web.Response:
     parsed = parse_link(st, request.match_info["opaque"])
     if parsed is None:
         return _unauthenticated("The download link is invalid.")
     num, issued = parsed
     if time.time() - issued > st.faults.link_lifetime:
         return _unauthenticated("The download link has expired.")
-    with st.drive.lock:
-        item = st.drive.items[num] if num < len(st.drive.items) else None
+    index, num = num >> DRIVE_SHIFT, num & ((1 << DRIVE_SHIFT) - 1)
+    drives = st.drives
+    if index >= len(drives):
+        return _unauthenticated("The download link is invalid.")
+    drive = drives[index]
+    with drive.lock:
+        item = drive.items[num] if num < len(drive.items) else None
         if item is None or item.deleted or item.children is not None:
             return graph_error(404, "itemNotFound", "The resource could not be found.")
         if item.flags & MALWARE:
             return graph_error(403, "malwareDetected", "Malware detected in the requested item.")
-    return item
+    return drive, item
 
 
 def _parse_range(header: str, size: int) -> tuple[int, int] | None | str:
@@ -106,8 +111,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
     found = _lookup(st, request)
     if isinstance(found, web.Response):
         return found
-    item = found
-    drive = st.drive
+    drive, item = found
     with drive.lock:
         size, item_id = item.size, drive.item_id(item)
         etag, ctag = drive.etag(item), drive.ctag(item)
@@ -141,27 +145,33 @@ async def handle(request: web.Request) -> web.StreamResponse:
         return resp
     plan = _plan(st, item_id, size, start, length)
     if length <= SMALL_BODY and plan.action is None:
-        return _small(st, item, item_id, plan, status, headers)
+        return _small(st, drive, item, item_id, plan, status, headers)
     resp = web.StreamResponse(status=status, headers=headers)
     resp.content_length = length
     await resp.prepare(request)
-    await _send(request, resp, st, item, item_id, plan)
+    await _send(request, resp, st, drive, item, item_id, plan)
     return resp
 
 
 def _small(
-    st: State, item: Item, item_id: str, plan: Plan, status: int, headers: dict[str, str]
+    st: State,
+    drive: Drive,
+    item: Item,
+    item_id: str,
+    plan: Plan,
+    status: int,
+    headers: dict[str, str],
 ) -> web.Response:
     """Headers and body in one write: small files are latency-bound, not bandwidth-bound."""
-    body = b"".join(bytes(p) for p in _pieces(st, item, plan))
+    body = b"".join(bytes(p) for p in _pieces(drive, item, plan))
     _count(st, item_id, len(body), plan.start + plan.length == item.size, plan.start == 0)
     return web.Response(body=body, status=status, headers=headers)
 
 
-def _pieces(st: State, item: Item, plan: Plan) -> Iterator[bytes | memoryview]:
+def _pieces(drive: Drive, item: Item, plan: Plan) -> Iterator[bytes | memoryview]:
     """The body in chunks, split at the fault cut and with the corrupted byte applied."""
     pos = plan.start
-    for chunk in st.drive.chunks(item, plan.start, plan.length):
+    for chunk in drive.chunks(item, plan.start, plan.length):
         n = len(chunk)
         if pos <= plan.corrupt_at < pos + n:
             buf = bytearray(chunk)
@@ -180,6 +190,7 @@ async def _send(
     request: web.Request,
     resp: web.StreamResponse,
     st: State,
+    drive: Drive,
     item: Item,
     item_id: str,
     plan: Plan,
@@ -194,7 +205,7 @@ async def _send(
     if plan.length == 0:  # a zero-byte file: the empty body is the whole file
         _count(st, item_id, 0, whole, True)
     try:
-        for piece in _pieces(st, item, plan):
+        for piece in _pieces(drive, item, plan):
             if plan.action and sent == plan.cut:
                 if await _act(request, st, plan):
                     return sent

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from onedrive_backup.emulator.content import ContentSource, explicit_chunks, mix64, quickxorhash_of
 
 FOLDER, PACKAGE, MALWARE, DELETED = 1, 2, 4, 8
+REMOTE = 16  # a shortcut to an item in another drive ("Add to My files"); see Drive.shortcuts
 PERSONAL_ID_BASE = 101  # a personal drive's root is "<DRIVEID>!101"
 
 
@@ -106,6 +107,12 @@ class Drive:
         self._explicit: dict[int, bytes] = {}
         self.content = ContentSource(seed)
         self._id_prefix = mix64(seed, 12345).to_bytes(8, "big") + b"ODBE"
+        # Sharing: this drive's shortcuts (item num -> target in another drive), the other
+        # drives they point into, and which of this drive's items are shared with the user.
+        self.shortcuts: dict[int, tuple[Drive, Item]] = {}
+        self.others: list[Drive] = []
+        self.shared: set[int] = set()
+        self.owner_name = "Emulated User"
         self.root = self._new(None, "root", FOLDER, created)
 
     # Identity ---------------------------------------------------------------------------
@@ -135,6 +142,33 @@ class Drive:
             return int.from_bytes(raw[12:], "big") if raw[:12] == self._id_prefix else None
         except ValueError:
             return None
+
+    # Sharing ----------------------------------------------------------------------------
+
+    def share(self, item: Item) -> None:
+        """Share `item` (and, for a folder, everything under it) with the signed-in user."""
+        with self.lock:
+            self.shared.add(item.num)
+
+    def is_shared(self, item: Item) -> bool:
+        """Can the signed-in user (not this drive's owner) read `item`?"""
+        with self.lock:
+            node: Item | None = item
+            while node is not None:
+                if node.num in self.shared:
+                    return True
+                node = node.parent
+            return False
+
+    def add_shortcut(self, parent: Item, name: str, target_drive: Drive, target: Item) -> Item:
+        """A shortcut in this drive to `target` in another drive, as "Add to My files" makes."""
+        with self.lock:
+            flags = REMOTE | (FOLDER if target.is_folder else 0)
+            item = self._new(parent, name, flags, int(time.time()))
+            self.shortcuts[item.num] = (target_drive, target)
+            if target_drive not in self.others:
+                self.others.append(target_drive)
+            return item
 
     # Paths ------------------------------------------------------------------------------
 
@@ -446,10 +480,31 @@ class Drive:
                 yield self.view(item)
 
     def iter_files(self) -> Iterator[FileView]:
-        """Every live file (items with content), in creation order."""
+        """Every live file (items with content), in creation order; shortcuts have none."""
         for item in self._live():
-            if item.children is None:
+            if item.children is None and not item.flags & REMOTE:
                 yield self.view(item)
+
+    def shortcut_files(self) -> Iterator[tuple[FileView, Drive, FileView, str]]:
+        """Files reachable through this drive's live shortcuts, for test oracles:
+        (shortcut, target drive, target file, its path in this drive through the shortcut)."""
+        with self.lock:
+            links = [
+                (self.items[num], target_drive, target)
+                for num, (target_drive, target) in self.shortcuts.items()
+                if not self.items[num].deleted
+            ]
+        for shortcut, target_drive, target in links:
+            if target.deleted:
+                continue
+            base = self.view(shortcut)
+            if not target.is_folder:
+                yield base, target_drive, target_drive.view(target), base.path
+                continue
+            top = target_drive.path_of(target)
+            for f in target_drive.iter_files():
+                if f.path.startswith(top + "/"):
+                    yield base, target_drive, f, base.path + f.path[len(top) :]
 
 
 def _shuffled(pos: int, end: int) -> int:

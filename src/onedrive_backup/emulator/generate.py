@@ -31,6 +31,9 @@ class DriveSpec:
     malware_files: int = 0
     user_name: str = "Emulated User"
     user_email: str = "emulated.user@outlook.com"
+    # A second drive (another user's) with a folder and a file shared with this user, and
+    # "Add to My files" shortcuts to both at the top of this drive (see _shared_items).
+    shared_items: bool = False
 
 
 _CATEGORIES: list[tuple[float, str, Callable[[random.Random, int], str]]] = [
@@ -134,7 +137,36 @@ def build_drive(spec: DriveSpec) -> Drive:
     if spec.hostile_names:
         special += _hostile(b)
     b.regular_files(max(0, spec.files - special))
+    if spec.shared_items:
+        _shared_items(b)
     return b.drive
+
+
+SHARED_OWNER = "Sharing Owner"
+SHARED_FOLDER = "Family Photos"
+SHARED_FILE = "Budget 2024.xlsx"
+
+
+def _shared_items(b: _Builder) -> None:
+    """The owner's drive: a shared folder (with a subfolder, an awkward name and an empty
+    file), a shared file, and a private folder; shortcuts to the shared two in ours."""
+    spec = b.spec
+    owner = _Builder(
+        DriveSpec(files=0, seed=spec.seed + 7919, drive_type=spec.drive_type, notebook=False)
+    )
+    owner.drive.owner_name = SHARED_OWNER
+    album = owner.folder(SHARED_FOLDER)
+    for i in range(1, 4):
+        owner.file(album, f"IMG_{i:04d}.JPG")
+    owner.file(owner.folder(f"{SHARED_FOLDER}/2023 Beach"), "Beach.jpg")
+    owner.file(owner.folder(f"{SHARED_FOLDER}/2023 Beach"), "Q&A: plans?.txt")
+    owner.file(album, "empty.txt", size=0)
+    budget = owner.file(owner.drive.root, SHARED_FILE)
+    owner.file(owner.folder("Private"), "not shared.txt")
+    owner.drive.share(album)
+    owner.drive.share(budget)
+    b.drive.add_shortcut(b.drive.root, SHARED_FOLDER, owner.drive, album)
+    b.drive.add_shortcut(b.drive.root, SHARED_FILE, owner.drive, budget)
 
 
 def _hostile(b: _Builder) -> int:

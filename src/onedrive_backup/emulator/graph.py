@@ -13,7 +13,7 @@ from urllib.parse import quote, unquote
 from aiohttp import web
 
 from onedrive_backup.emulator import delta as deltamod
-from onedrive_backup.emulator.drive import MALWARE, PACKAGE, Item, iso
+from onedrive_backup.emulator.drive import MALWARE, PACKAGE, Drive, Item, iso
 from onedrive_backup.emulator.errors import graph_error, json_response, not_found, unauthorized
 from onedrive_backup.emulator.itemjson import render, select
 from onedrive_backup.emulator.links import mint_link
@@ -30,6 +30,7 @@ class Target:
     prefix: str  # "/me/drive" or "/drives/<id>", as the client addressed the drive
     item: Item | None  # None: the drive itself
     suffix: str  # "", "/children", "/content", "/delta", "/delta(token=...)"
+    drive: Drive  # the user's own, or another user's drive that shares items with them
 
 
 def _bearer_ok(st: State, request: web.Request) -> bool:
@@ -39,21 +40,34 @@ def _bearer_ok(st: State, request: web.Request) -> bool:
 
 
 def _parse(st: State, raw: str) -> Target | None:
-    """Split a raw (still percent-encoded) path after /v1.0 into drive, item and suffix."""
-    drive = st.drive
+    """Split a raw (still percent-encoded) path after /v1.0 into drive, item and suffix.
+
+    Another user's drive answers only for the items it shares (and what is under them):
+    anything else there is "<denied>"."""
+    drive: Drive | None = st.drive
     if raw.startswith("/me/drive"):
         prefix, rest = "/me/drive", raw[len("/me/drive") :]
     elif raw.startswith("/drive/") or raw == "/drive":
         prefix, rest = "/drive", raw[len("/drive") :]
     elif raw.startswith("/drives/"):
         drive_part, _, rest = raw[len("/drives/") :].partition("/")
-        if unquote(drive_part).lower() != drive.id.lower():
+        drive = st.drive_by_id(unquote(drive_part))
+        if drive is None:
             return None
         prefix, rest = f"/drives/{drive_part}", "/" + rest if rest else ""
     else:
         return None
+    assert drive is not None
+    target = _parse_in(drive, prefix, rest)
+    foreign = target is not None and drive is not st.drive and target.suffix != "<missing>"
+    if foreign and (target is None or target.item is None or not drive.is_shared(target.item)):
+        return Target(prefix, None, "<denied>", drive)
+    return target
+
+
+def _parse_in(drive: Drive, prefix: str, rest: str) -> Target | None:
     if rest in ("", "/"):
-        return Target(prefix, None, "")
+        return Target(prefix, None, "", drive)
     if rest.startswith("/root"):
         base, tail = drive.root, rest[len("/root") :]
     elif rest.startswith("/items/"):
@@ -62,7 +76,7 @@ def _parse(st: State, raw: str) -> Target | None:
         tail = (colon + path_tail + sep + tail) if colon else (sep + tail)
         found = drive.by_id(unquote(ident))
         if found is None:
-            return Target(prefix, None, "<missing>")
+            return Target(prefix, None, "<missing>", drive)
         base = found
     else:
         return None
@@ -70,9 +84,9 @@ def _parse(st: State, raw: str) -> Target | None:
         rel, _, after = tail[1:].partition(":")
         found = drive.find(unquote(rel), base)
         if found is None:
-            return Target(prefix, None, "<missing>")
+            return Target(prefix, None, "<missing>", drive)
         base, tail = found, after
-    return Target(prefix, base, tail)
+    return Target(prefix, base, tail, drive)
 
 
 def _fields(request: web.Request) -> set[str] | None:
@@ -87,19 +101,20 @@ def _top(request: web.Request, default: int, cap: int) -> int:
         return default
 
 
-async def _hashed(st: State, items: list[Item]) -> None:
-    if st.drive.unhashed_bytes(items) > INLINE_HASH_BYTES:
-        await asyncio.get_running_loop().run_in_executor(None, st.drive.ensure_hashes, items)
+async def _hashed(drive: Drive, items: list[Item]) -> None:
+    if drive.unhashed_bytes(items) > INLINE_HASH_BYTES:
+        await asyncio.get_running_loop().run_in_executor(None, drive.ensure_hashes, items)
     else:
-        st.drive.ensure_hashes(items)
+        drive.ensure_hashes(items)
 
 
 async def _render_many(
-    st: State, items: list[Item], fields: set[str] | None, delta: bool
+    st: State, items: list[Item], fields: set[str] | None, delta: bool, drive: Drive | None = None
 ) -> list[Any]:
-    await _hashed(st, items)
-    with st.drive.lock:
-        return [select(render(st, i, delta=delta), fields) for i in items]
+    drive = drive or st.drive
+    await _hashed(drive, items)
+    with drive.lock:
+        return [select(render(st, i, delta=delta, drive=drive), fields) for i in items]
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
@@ -116,16 +131,19 @@ async def handle(request: web.Request) -> web.StreamResponse:
         return graph_error(400, "invalidRequest", f"Resource not found for the segment '{raw}'.")
     if target.suffix == "<missing>":
         return not_found()
+    if target.suffix == "<denied>":
+        return graph_error(403, "accessDenied", "Access denied.")
     if target.item is None:
         return json_response(_drive_json(st))
     suffix = target.suffix.rstrip("/")
     if suffix == "":
-        items = await _render_many(st, [target.item], _fields(request), delta=False)
+        fields = _fields(request)
+        items = await _render_many(st, [target.item], fields, delta=False, drive=target.drive)
         return json_response(items[0])
     if suffix == "/children":
         return await _children(st, request, target)
     if suffix == "/content":
-        return _content(st, target.item)
+        return _content(st, target.drive, target.item)
     match = _DELTA_FN.match(suffix)
     if suffix == "/delta" or match:
         token = unquote(match.group(1)) if match else request.query.get("token")
@@ -179,12 +197,13 @@ async def _children(st: State, request: web.Request, target: Target) -> web.Stre
         skip = int(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
     except (binascii.Error, ValueError):
         return graph_error(400, "invalidRequest", "Invalid $skiptoken.")
-    with st.drive.lock:
+    drive = target.drive
+    with drive.lock:
         kids = list(target.item.children[skip : skip + top])
         more = skip + top < len(target.item.children)
     body: dict[str, Any] = {
         "@odata.context": f"{st.graph_origin}/v1.0/$metadata#Collection(driveItem)",
-        "value": await _render_many(st, kids, _fields(request), delta=False),
+        "value": await _render_many(st, kids, _fields(request), delta=False, drive=drive),
     }
     if more:
         query = {k: v for k, v in request.query.items() if k != "$skiptoken"}
@@ -198,12 +217,16 @@ def _link(st: State, raw_path: str, query: dict[str, str]) -> str:
     return f"{st.graph_origin}{raw_path}" + (f"?{qs}" if qs else "")
 
 
-def _content(st: State, item: Item) -> web.StreamResponse:
+def _content(st: State, drive: Drive, item: Item) -> web.StreamResponse:
+    shortcut = drive.shortcuts.get(item.num)
+    if shortcut is not None:  # a shortcut's content is its target's
+        drive, item = shortcut
     if item.flags & MALWARE:
         return graph_error(403, "malwareDetected", "Malware detected in the requested item.")
     if item.children is not None or item.flags & PACKAGE:
         return not_found()
-    return web.Response(status=302, headers={"Location": mint_link(st, item.num)})
+    location = mint_link(st, item.num, st.drives.index(drive))
+    return web.Response(status=302, headers={"Location": location})
 
 
 async def _delta(
@@ -211,7 +234,7 @@ async def _delta(
 ) -> web.StreamResponse:
     drive = st.drive
     base = f"/v1.0{target.prefix}/root/delta"
-    if target.item is not drive.root:
+    if target.drive is not drive or target.item is not drive.root:
         return graph_error(400, "notSupported", "Delta is only supported on the root.")
     cursor = deltamod.start_cursor(drive, token, st.faults.delta_token_lifetime)
     if cursor is None:

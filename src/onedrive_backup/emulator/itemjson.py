@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from onedrive_backup.emulator.drive import MALWARE, PACKAGE, Item, iso
+from onedrive_backup.emulator.drive import MALWARE, PACKAGE, Drive, Item, iso
 from onedrive_backup.emulator.links import mint_link
 from onedrive_backup.emulator.names import mime_type
 from onedrive_backup.emulator.state import State
@@ -17,26 +17,30 @@ def iso_ms(ts: int, salt: int) -> str:
     return f"{stamp}.{salt % 997:03d}Z"
 
 
-def _parent_ref(st: State, item: Item, with_path: bool) -> dict[str, Any]:
-    drive = st.drive
+def _parent_ref(st: State, item: Item, with_path: bool, drive: Drive) -> dict[str, Any]:
     ref: dict[str, Any] = {"driveId": drive.id, "driveType": drive.drive_type}
     parent = item.parent
     if parent is None:
         return ref
     ref["id"] = drive.item_id(parent)
     if with_path:
-        prefix = "/drive/root:" if drive.drive_type == "personal" else f"/drives/{drive.id}/root:"
+        own = drive is st.drive and drive.drive_type == "personal"
+        prefix = "/drive/root:" if own else f"/drives/{drive.id}/root:"
         parent_path = drive.path_of(parent)
         ref["path"] = prefix if parent_path == "/" else prefix + parent_path
     return ref
 
 
-def render(st: State, item: Item, *, delta: bool = False) -> dict[str, Any]:
-    """One item; the caller holds drive.lock and has computed the hashes."""
+def render(
+    st: State, item: Item, *, delta: bool = False, drive: Drive | None = None
+) -> dict[str, Any]:
+    """One item of `drive` (the user's by default); the caller holds drive.lock and has
+    computed the hashes."""
+    drive = drive or st.drive
     if item.deleted:
-        return _tombstone(st, item)
-    drive = st.drive
-    user = {"user": {"displayName": st.spec.user_name, "id": st.user_id}}
+        return _tombstone(st, item, drive)
+    name = st.spec.user_name if drive is st.drive else drive.owner_name
+    user = {"user": {"displayName": name, "id": drive.id.lower()[-16:]}}
     out: dict[str, Any] = {
         "id": drive.item_id(item),
         "name": item.name if item.parent is not None else "root",
@@ -48,13 +52,17 @@ def render(st: State, item: Item, *, delta: bool = False) -> dict[str, Any]:
         "webUrl": f"https://onedrive.live.com/?id={drive.item_id(item)}",
         "createdBy": user,
         "lastModifiedBy": user,
-        "parentReference": _parent_ref(st, item, with_path=not delta),
+        "parentReference": _parent_ref(st, item, with_path=not delta, drive=drive),
         "fileSystemInfo": {
             "createdDateTime": iso(item.ctime),
             "lastModifiedDateTime": iso(item.mtime),
         },
     }
-    if item.parent is None:
+    shortcut = drive.shortcuts.get(item.num)
+    if shortcut is not None:  # no file/folder facet of its own: remoteItem describes it
+        out["remoteItem"] = _remote_item(*shortcut)
+        out["size"] = out["remoteItem"]["size"]
+    elif item.parent is None:
         out["root"] = {}
         out["folder"] = {"childCount": len(item.children or [])}
     elif item.flags & PACKAGE:
@@ -68,19 +76,40 @@ def render(st: State, item: Item, *, delta: bool = False) -> dict[str, Any]:
         if item.size and item.qxh is not None:  # no hashes on zero-byte files
             facet["hashes"] = {"quickXorHash": item.qxh}
         out["file"] = facet
-        out["@microsoft.graph.downloadUrl"] = mint_link(st, item.num)
+        out["@microsoft.graph.downloadUrl"] = mint_link(st, item.num, st.drives.index(drive))
     if item.flags & MALWARE:
         out["malware"] = {"description": "Emulated malware detection"}
     return out
 
 
-def _tombstone(st: State, item: Item) -> dict[str, Any]:
+def _remote_item(drive: Drive, target: Item) -> dict[str, Any]:
+    """The remoteItem facet of a shortcut: the target's id, name, size and drive."""
+    owner = {"user": {"displayName": drive.owner_name, "id": drive.id.lower()[-16:]}}
+    out: dict[str, Any] = {
+        "id": drive.item_id(target),
+        "name": target.name,
+        "size": target.size,
+        "parentReference": {"driveId": drive.id, "driveType": drive.drive_type},
+        "fileSystemInfo": {
+            "createdDateTime": iso(target.ctime),
+            "lastModifiedDateTime": iso(target.mtime),
+        },
+        "shared": {"owner": owner, "sharedDateTime": iso(target.ctime)},
+        "webUrl": f"https://onedrive.live.com/?id={drive.item_id(target)}",
+    }
+    if target.is_folder:
+        out["folder"] = {"childCount": len(target.children or [])}
+    else:
+        out["file"] = {"mimeType": mime_type(target.name)}
+    return out
+
+
+def _tombstone(st: State, item: Item, drive: Drive) -> dict[str, Any]:
     """What delta says about a deleted item: little more than id, parent and `deleted`."""
-    drive = st.drive
     out: dict[str, Any] = {
         "id": drive.item_id(item),
         "deleted": {},
-        "parentReference": _parent_ref(st, item, with_path=False),
+        "parentReference": _parent_ref(st, item, with_path=False, drive=drive),
     }
     if drive.drive_type == "personal":  # ODB leaves the name out as well
         out["name"] = item.name

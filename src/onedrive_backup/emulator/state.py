@@ -31,6 +31,15 @@ class State:
     def user_id(self) -> str:
         return self.drive.id.lower()[-16:]
 
+    @property
+    def drives(self) -> list[Drive]:
+        """The user's drive first, then the drives its shortcuts point into."""
+        return [self.drive, *self.drive.others]
+
+    def drive_by_id(self, drive_id: str) -> Drive | None:
+        folded = drive_id.lower()
+        return next((d for d in self.drives if d.id.lower() == folded), None)
+
 
 STATE = web.AppKey("state", State)
 ORIGIN = web.AppKey("origin", str)  # graph | download
