@@ -43,6 +43,8 @@ from onedrive_backup.retry import (
 log = logging.getLogger(__name__)
 
 CHUNK = 1024 * 1024
+# Files up to this size are received into memory and written in one go at the end.
+SMALL_FILE = 1024 * 1024
 LINK_REFUSED = frozenset({401, 403, 410})
 DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
 UNVERIFIED_REASON = "unverified: server metadata disagrees"
@@ -269,9 +271,8 @@ class Downloader:
     # -- one file ------------------------------------------------------------------------------
 
     async def _one(self, task: FileTask) -> None:
-        final = ensure_inside(self.backup_dir, task.local_path)
-        if await asyncio.to_thread(self._adoptable, final, task):
-            await asyncio.to_thread(set_times, final, task)
+        final, adopted = await asyncio.to_thread(self._place, task)
+        if adopted:
             self._done(task, adopted=True)
             return
         self.emit(events.ItemStarted(path=task.remote_path, size=task.size))
@@ -280,7 +281,7 @@ class Downloader:
         while True:
             part = self.partial_dir / f"{_part_key(task.item_id)}.part"
             try:
-                digest, size = await self._fetch(task, part)
+                xfer = await self._fetch(task, part)
             except _RemoteChanged:
                 part.unlink(missing_ok=True)
                 versions_seen += 1
@@ -291,9 +292,9 @@ class Downloader:
                     ) from None
                 task = fresh
                 continue
-            expected = task.quickxorhash
+            digest, expected = xfer.hasher.b64digest(), task.quickxorhash
             if expected is None or digest == expected:
-                await asyncio.to_thread(self._finalize, part, final, task)
+                await asyncio.to_thread(self._finalize, xfer, final, task)
                 self._done(task)
                 return
             # Hash mismatch: the file may have changed remotely since the scan.
@@ -309,13 +310,21 @@ class Downloader:
                 continue
             if len(set(wrong_digests)) == 1:
                 # Same wrong bytes every time: the server's stored hash is what is wrong.
-                await asyncio.to_thread(self._finalize, part, final, task)
+                await asyncio.to_thread(self._finalize, xfer, final, task)
                 self.state.mark_unverified(task.item_id, UNVERIFIED_REASON)
                 self.stats.files_unverified += 1
                 self.emit(events.ItemUnverified(path=task.remote_path, reason=UNVERIFIED_REASON))
                 return
             part.unlink(missing_ok=True)
             raise ItemError("content mismatch")
+
+    def _place(self, task: FileTask) -> tuple[Path, bool]:
+        """(final path, adopted): one thread hop for the path check and the adoption check."""
+        final = ensure_inside(self.backup_dir, task.local_path)
+        if self._adoptable(final, task):
+            set_times(final, task)
+            return final, True
+        return final, False
 
     def _adoptable(self, final: Path, task: FileTask) -> bool:
         """A file already in place that matches the record is adopted, not downloaded again."""
@@ -336,12 +345,14 @@ class Downloader:
             raise ItemError("deleted in OneDrive since the scan") from exc
         return self.state.update_file_metadata(item)
 
-    async def _fetch(self, task: FileTask, part: Path) -> tuple[str, int]:
-        """Bring `part` to the full size of `task`; return (quickXorHash b64, size)."""
-        if task.size == 0:
-            await asyncio.to_thread(self._write_empty, part)
-            return QuickXorHash().b64digest(), 0
-        xfer = await asyncio.to_thread(self._resume_point, part, task)
+    async def _fetch(self, task: FileTask, part: Path) -> _Transfer:
+        """All of the file's bytes, hashed: in memory for a small file, else in `part`."""
+        if task.size <= SMALL_FILE:
+            # Small files are kept in memory and written once at the end (one thread hop);
+            # a cut transfer still resumes with Range from the bytes received in this run.
+            xfer = _Transfer(part, in_memory=True)
+        else:
+            xfer = await asyncio.to_thread(self._resume_point, part, task)
         link: str | None = None
         link_refreshes = network_retries = server_errors = restarts = 0
         while xfer.offset < task.size:
@@ -385,7 +396,7 @@ class Downloader:
                 await asyncio.sleep(backoff_delay(network_retries, base=0.2, cap=10.0))
             if xfer.offset > before:
                 link_refreshes = network_retries = 0
-        return xfer.hasher.b64digest(), xfer.offset
+        return xfer
 
     async def _stream(self, task: FileTask, xfer: _Transfer, link: str) -> None:
         """One GET of the download link, appending to the partial file from `xfer.offset`."""
@@ -425,22 +436,34 @@ class Downloader:
             ):
                 raise _RemoteChanged()  # the host serves another version than the scan saw
             xfer.validator = response.headers.get("ETag") or xfer.validator
+            if xfer.buffer is not None:
+                await self._receive(task, xfer, response, xfer.buffer.extend)
+                return
             await asyncio.to_thread(self._write_meta, xfer, task)
             fh = self._open_part(xfer)
             with fh:
                 try:
-                    # Every byte that arrived is kept if the connection drops.
-                    async for chunk in response.content.iter_any():
-                        if xfer.offset + len(chunk) > task.size:
-                            raise _RemoteChanged()  # more bytes than the metadata says
-                        self._write(fh, chunk)
-                        xfer.hasher.update(chunk)
-                        xfer.offset += len(chunk)
-                        self._count_bytes(len(chunk))
-                        if self.limiter is not None:
-                            await self.limiter.consume(len(chunk))
+                    await self._receive(task, xfer, response, lambda chunk: self._write(fh, chunk))
                 finally:
                     self._flush(fh)
+
+    async def _receive(
+        self,
+        task: FileTask,
+        xfer: _Transfer,
+        response: aiohttp.ClientResponse,
+        write: Callable[[bytes], Any],
+    ) -> None:
+        """Append the body to the transfer; every byte that arrived is kept if it drops."""
+        async for chunk in response.content.iter_any():
+            if xfer.offset + len(chunk) > task.size:
+                raise _RemoteChanged()  # more bytes than the metadata says
+            write(chunk)
+            xfer.hasher.update(chunk)
+            xfer.offset += len(chunk)
+            self._count_bytes(len(chunk))
+            if self.limiter is not None:
+                await self.limiter.consume(len(chunk))
         if xfer.offset < task.size:
             raise _Truncated()  # the body ended early without an error
 
@@ -505,16 +528,15 @@ class Downloader:
         except OSError as exc:
             raise self._dest_error(exc) from exc
 
-    def _write_empty(self, part: Path) -> None:
+    def _finalize(self, xfer: _Transfer, final: Path, task: FileTask) -> None:
+        """Write (small files) or fsync the data, set times, rename into place atomically,
+        fsync the folder: one thread hop per file."""
+        part = xfer.part
         try:
-            part.write_bytes(b"")
-        except OSError as exc:
-            raise self._dest_error(exc) from exc
-
-    def _finalize(self, part: Path, final: Path, task: FileTask) -> None:
-        """fsync, set times, rename into place atomically, fsync the folder."""
-        try:
-            with part.open("rb+") as fh:
+            with part.open("wb" if xfer.buffer is not None else "rb+") as fh:
+                if xfer.buffer is not None:
+                    fh.write(xfer.buffer)
+                    fh.flush()
                 os.fsync(fh.fileno())
             set_times(part, task)
             final.parent.mkdir(parents=True, exist_ok=True)
@@ -522,7 +544,8 @@ class Downloader:
             fsync_dir(final.parent)
         except OSError as exc:
             raise self._dest_error(exc) from exc
-        part.with_suffix(".json").unlink(missing_ok=True)
+        if xfer.buffer is None:
+            xfer.meta_path.unlink(missing_ok=True)
 
     # -- bookkeeping ---------------------------------------------------------------------------
 
@@ -579,15 +602,19 @@ class Downloader:
 class _Transfer:
     """Where one file's transfer stands: survives a cut connection within the run."""
 
-    def __init__(self, part: Path) -> None:
+    def __init__(self, part: Path, *, in_memory: bool = False) -> None:
         self.part = part
         self.meta_path = part.with_suffix(".json")
         self.hasher = QuickXorHash()
         self.offset = 0
         self.validator: str | None = None
+        self.buffer: bytearray | None = bytearray() if in_memory else None
 
     def reset(self) -> None:
-        self.part.unlink(missing_ok=True)
+        if self.buffer is not None:
+            self.buffer.clear()
+        else:
+            self.part.unlink(missing_ok=True)
         self.hasher, self.offset, self.validator = QuickXorHash(), 0, None
 
 
