@@ -30,9 +30,11 @@ def assert_backup_matches(
     *,
     selected: Callable[[Any], bool] | None = None,
     allow_unverified: frozenset[str] = frozenset(),
+    also: set[str] | frozenset[str] = frozenset(),
 ) -> None:
     """Every selected drive file is done, on disk at its recorded path, with the same size,
-    quickXorHash and mtime; the live tree holds nothing else; no partial files are left."""
+    quickXorHash and mtime; the live tree holds nothing else (but the local paths `also`,
+    checked by the caller, e.g. shared items); no partial files are left."""
     assert backup_dir is not None, "the run produced no backup folder"
     expected = [
         f
@@ -58,7 +60,7 @@ def assert_backup_matches(
             seen_paths.add(rec.local_path)
     finally:
         state.close()
-    extra = live_files(backup_dir) - seen_paths
+    extra = live_files(backup_dir) - seen_paths - set(also)
     assert not extra, f"files in the backup that the drive does not have: {sorted(extra)[:5]}"
     partial = backup_dir / STATE_DIR / "partial"
     leftovers = list(partial.glob("*.part")) if partial.exists() else []

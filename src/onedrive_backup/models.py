@@ -8,7 +8,9 @@ from typing import Any, Literal
 Kind = Literal["file", "folder", "package", "root"]
 Status = Literal["pending", "done", "failed", "skipped", "unverified"]
 # Why an item is special. "zero" files are still backed up; the others are skipped.
-Special = Literal["onenote", "malware", "vault", "remote", "zero"]
+# "remote": a shortcut to an item in another user's drive, not followed ("shared": followed
+# with --include-shared, so backed up like our own items).
+Special = Literal["onenote", "malware", "vault", "remote", "zero", "shared"]
 SKIPPED_SPECIALS: frozenset[str] = frozenset({"malware", "vault", "remote"})
 STATUSES: tuple[Status, ...] = ("pending", "done", "failed", "skipped", "unverified")
 # Statuses whose file is on disk in the live tree (what a move or retire acts on).
@@ -37,11 +39,38 @@ class RemoteItem:
     deleted: bool = False
     special: Special | None = None
     special_reason: str | None = None  # for malware: what the service said
+    remote_drive_id: str | None = None  # a shortcut (remoteItem): the drive it points into
+    remote_id: str | None = None  # ... and the item there
+
+
+class ItemKey(str):
+    """An item id as Graph knows it (the string itself, what URLs use) that also carries the
+    key of its row in the state, when the two differ: items reached through a shortcut into
+    another drive are stored under "<shortcut id>:<id>" (ids are only unique per drive).
+    BackupState methods accept either and use `state_key`."""
+
+    key: str
+
+    def __new__(cls, graph_id: str, key: str) -> ItemKey:
+        self = super().__new__(cls, graph_id)
+        self.key = key
+        return self
+
+    def __getnewargs__(self) -> tuple[str, str]:  # type: ignore[override]
+        return str(self), self.key
+
+
+def state_key(item_id: str) -> str:
+    """The state's row key for an id handed out by the state (see ItemKey)."""
+    return item_id.key if isinstance(item_id, ItemKey) else item_id
 
 
 @dataclass(frozen=True, slots=True)
 class FileTask:
-    """A file the download engine should fetch into `local_path` (relative POSIX path)."""
+    """A file the download engine should fetch into `local_path` (relative POSIX path).
+
+    `item_id` and `drive_id` address the file in Graph (/drives/{drive_id}/items/{item_id});
+    for a file in another user's drive `item_id` is an ItemKey that the state maps back."""
 
     item_id: str
     drive_id: str

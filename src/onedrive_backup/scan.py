@@ -21,19 +21,26 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 from onedrive_backup import events
-from onedrive_backup.errors import BackupError, ResyncRequired
+from onedrive_backup.errors import BackupError, ItemError, ResyncRequired
 from onedrive_backup.events import EventSink
 from onedrive_backup.interfaces import GraphLike
 from onedrive_backup.models import ChangeCounts, Kind, RemoteItem, ScanResult, Special
 from onedrive_backup.paths import UnsafePathError, collision_key, disambiguate, safe_name
 from onedrive_backup.selection import Selection
-from onedrive_backup.state import RESERVED_TOP_NAMES, BackupState, ChildRow, FolderRow, Placement
+from onedrive_backup.state import (
+    RESERVED_TOP_NAMES,
+    BackupState,
+    ChildRow,
+    FolderRow,
+    Placement,
+    shared_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +100,7 @@ def parse_item(d: Mapping[str, Any]) -> RemoteItem:
         detail = (d.get("malware") or {}).get("description")
         reason = "OneDrive flagged this file as malware" + (f": {detail}" if detail else "")
     elif remote is not None:
-        special = "remote"
+        special = "remote"  # scan.follow_shared follows it with --include-shared
     elif (d.get("specialFolder") or {}).get("name") == "vault":
         special = "vault"
     elif kind == "package" and (d.get("package") or {}).get("type") == "oneNote":
@@ -110,12 +117,15 @@ def parse_item(d: Mapping[str, Any]) -> RemoteItem:
         mtime=_epoch(fsi.get("lastModifiedDateTime") or d.get("lastModifiedDateTime")),
         ctime=_epoch(fsi.get("createdDateTime") or d.get("createdDateTime")),
         etag=d.get("eTag"),
-        ctag=d.get("cTag"),
+        # A shortcut's own cTag says nothing about the content it points to.
+        ctag=d.get("cTag") if remote is None else None,
         quickxorhash=hashes.get("quickXorHash"),
         sha256=hashes.get("sha256Hash"),
         deleted="deleted" in d,
         special=special,
         special_reason=reason,
+        remote_drive_id=((remote or {}).get("parentReference") or {}).get("driveId"),
+        remote_id=str(remote["id"]) if remote is not None and remote.get("id") else None,
     )
 
 
@@ -175,6 +185,8 @@ async def scan(
         )
         cursor = state.get_cursor()
     if cursor.phase == "resolving":
+        if selection.include_shared:
+            await follow_shared(graph, state, emit, page_size=page_size)
         resolve(state, selection, sweep=cursor.full)
         state.finish_scan()
     result = _result(state, resynced=resyncs > 0 or cursor.resynced)
@@ -187,6 +199,111 @@ async def scan(
         )
     )
     return result
+
+
+# --- items shared with the user: followed into their owners' drives -------------------------
+
+
+async def follow_shared(
+    graph: GraphLike,
+    state: BackupState,
+    emit: EventSink = events.discard,
+    *,
+    page_size: int = DEFAULT_PAGE_SIZE,
+) -> None:
+    """Bring what our shortcuts into other drives point to ("Add to My files") up to date.
+
+    Delta on our drive reports the shortcut, never what happens inside the shared folder, and
+    delta below the root is Personal-only; so each run lists every shared folder again with
+    `children` (paged, recursively) and diffs the listing against the state: new, changed and
+    gone items are handled as the delta's changes are. Items are stored under
+    shared_key(shortcut, id) with the owner's drive id, below the shortcut's own row, which
+    itself takes the shared item's place (a shared file is downloaded through it).
+    A shortcut whose target cannot be reached (403/404) stays listed as shared, not followed.
+    """
+    anchors: set[str] = set()
+    files: dict[str, str] = {}
+    before = state.shared_file_ids()
+    for row in state.shortcut_rows():
+        try:
+            followed = await _follow_one(graph, state, row, page_size)
+        except ItemError as exc:
+            log.warning("a shared item cannot be reached; it is skipped: %s", exc)
+            emit(events.Message(text=f"Shared item {row.remote_path or row.name} is skipped."))
+            if row.special != "remote":  # followed before: keep what we know of it
+                anchors.add(row.item_id)
+                if row.item_id in before:
+                    files[row.item_id] = before[row.item_id]
+            continue
+        if followed is not None:
+            anchors.add(row.item_id)
+            if followed.kind == "file":
+                files[row.item_id] = followed.remote_id or row.item_id
+    state.set_shared(anchors, files)
+
+
+async def _follow_one(
+    graph: GraphLike, state: BackupState, row: FolderRow, page_size: int
+) -> RemoteItem | None:
+    """Follow one shortcut; returns its target (with remote_id set) or None if it is none."""
+    me = await graph.get_json(
+        f"/me/drive/items/{quote(row.item_id, safe='')}?$select=id,remoteItem"
+    )
+    link = parse_item(me)
+    if link.remote_drive_id is None or link.remote_id is None:
+        return None
+    drive_id, target_id = link.remote_drive_id, link.remote_id
+    target = parse_item(await graph.get_json(_item_url(drive_id, target_id)))
+    special = target.special if target.special in ("zero", "malware", "onenote") else "shared"
+    anchor = replace(
+        target,
+        item_id=row.item_id,
+        drive_id=drive_id,
+        parent_id=row.parent_id,
+        name=row.name,
+        kind="folder" if target.kind == "root" else target.kind,
+        special=special,
+        remote_id=target_id,
+    )
+    if anchor.kind == "file":
+        state.ingest_shared([], anchor=anchor)
+        return anchor
+    seen: set[str] = set()
+    folders = deque([(target_id, row.item_id)])
+    first = True
+    while folders:
+        folder_id, parent_key = folders.popleft()
+        url: str | None = _item_url(drive_id, folder_id, "/children") + f"&$top={page_size}"
+        while url:
+            try:
+                page = await graph.get_json(url)
+            except ItemError:
+                if first:
+                    raise
+                break  # a subfolder deleted while we list: its items are gone
+            items = []
+            for value in page.get("value") or ():
+                child = parse_item(value)
+                key = shared_key(row.item_id, child.item_id)
+                items.append(replace(child, item_id=key, drive_id=drive_id, parent_id=parent_key))
+                seen.add(key)
+                if child.kind in ("folder", "package") and child.special != "remote":
+                    folders.append((child.item_id, key))
+            state.ingest_shared(items, anchor=anchor if first else None)
+            first = False
+            next_link = page.get("@odata.nextLink")
+            url = next_link if isinstance(next_link, str) else None
+    gone = state.mark_shared_gone(row.item_id, seen)
+    if gone:
+        log.info("%d items are gone from the shared folder %s", gone, row.name)
+    return anchor
+
+
+def _item_url(drive_id: str, item_id: str, suffix: str = "") -> str:
+    return (
+        f"/drives/{quote(drive_id, safe='')}/items/{quote(item_id, safe='')}{suffix}"
+        f"?$select={quote(DELTA_SELECT, safe=',')}"
+    )
 
 
 def _settle_selection(state: BackupState, selection: Selection | None) -> Selection:

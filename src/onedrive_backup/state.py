@@ -36,11 +36,13 @@ from onedrive_backup.models import (
     BackupSummary,
     DoneRecord,
     FileTask,
+    ItemKey,
     ItemRecord,
     LocalOp,
     RemoteItem,
     StatusTotal,
     Totals,
+    state_key,
 )
 
 log = logging.getLogger(__name__)
@@ -175,9 +177,23 @@ def _item_record(row: Sequence[Any]) -> ItemRecord:
     return ItemRecord(*values)
 
 
-def _file_task(row: Sequence[Any]) -> FileTask:
+def _file_task(row: Sequence[Any], graph_ids: Mapping[str, str] | None = None) -> FileTask:
     item_id, drive_id, *rest = row
+    graph_id = graph_ids.get(item_id) if graph_ids else None
+    if graph_id is None and ":" in item_id:  # "<shortcut>:<id>": a file in another drive
+        graph_id = item_id.rpartition(":")[2]
+    if graph_id is not None:
+        item_id = ItemKey(graph_id, item_id)
     return FileTask(item_id, drive_id or "", *rest)
+
+
+def shared_key(shortcut_id: str, item_id: str) -> str:
+    """The state key of an item of another drive reached through the shortcut `shortcut_id`.
+
+    Item ids are unique per drive only, and one item can be reached through two shortcuts;
+    a Graph id never contains ":" (Graph addresses paths with it), so the key is unambiguous.
+    """
+    return f"{shortcut_id}:{item_id}"
 
 
 # --- rows the resolve pass works with -------------------------------------------------------
@@ -876,7 +892,7 @@ class BackupState:
                 "UPDATE items SET status = 'pending', last_error = ?, done_size = NULL, "
                 "done_hash = NULL, done_mtime = NULL, done_etag = NULL, done_ctag = NULL "
                 "WHERE item_id = ? AND kind = 'file'",
-                (reason, item_id),
+                (reason, state_key(item_id)),
             )
 
     # -- the download engine's API ---------------------------------------------------------------
@@ -910,18 +926,22 @@ class BackupState:
             )
             if not rows:
                 return
-            yield from (_file_task(r) for r in rows)
+            graph_ids = self.shared_file_ids()
+            yield from (_file_task(r, graph_ids) for r in rows)
             after = rows[-1][0]
 
     def get_file(self, item_id: str) -> ItemRecord | None:
-        rows = self._query(f"SELECT {_ITEM_COLUMNS} FROM items WHERE item_id = ?", (item_id,))
+        rows = self._query(
+            f"SELECT {_ITEM_COLUMNS} FROM items WHERE item_id = ?", (state_key(item_id),)
+        )
         return _item_record(rows[0]) if rows else None
 
     def get_task(self, item_id: str) -> FileTask | None:
         rows = self._query(
-            f"SELECT {_TASK_COLUMNS} FROM items WHERE item_id = ? AND kind = 'file'", (item_id,)
+            f"SELECT {_TASK_COLUMNS} FROM items WHERE item_id = ? AND kind = 'file'",
+            (state_key(item_id),),
         )
-        return _file_task(rows[0]) if rows else None
+        return _file_task(rows[0], self.shared_file_ids()) if rows else None
 
     def mark_done(
         self,
@@ -939,7 +959,7 @@ class BackupState:
         rows = []
         for r in records:
             rec = r if isinstance(r, DoneRecord) else DoneRecord(**r)
-            rows.append((rec.size, rec.quickxorhash, rec.mtime, rec.etag, rec.item_id))
+            rows.append((rec.size, rec.quickxorhash, rec.mtime, rec.etag, state_key(rec.item_id)))
         with self._tx() as db:
             db.executemany(
                 "UPDATE items SET status = 'done', last_error = NULL, done_size = ?, "
@@ -955,21 +975,21 @@ class BackupState:
                 "UPDATE items SET status = 'unverified', last_error = ?, done_size = size, "
                 "done_hash = quickxorhash, done_mtime = mtime, done_etag = etag, "
                 "done_ctag = ctag WHERE item_id = ?",
-                (reason, item_id),
+                (reason, state_key(item_id)),
             )
 
     def mark_failed(self, item_id: str, reason: str) -> None:
         with self._tx() as db:
             db.execute(
                 "UPDATE items SET status = 'failed', last_error = ? WHERE item_id = ?",
-                (reason, item_id),
+                (reason, state_key(item_id)),
             )
 
     def record_attempt(self, item_id: str, error: str | None) -> None:
         with self._tx() as db:
             db.execute(
                 "UPDATE items SET attempts = attempts + 1, last_error = ? WHERE item_id = ?",
-                (error, item_id),
+                (error, state_key(item_id)),
             )
 
     def update_file_metadata(self, item: RemoteItem | Mapping[str, Any]) -> FileTask | None:
@@ -986,6 +1006,7 @@ class BackupState:
             remote = parse_item(item)
         if remote.kind != "file" or remote.deleted:
             return None
+        key = self._key_of(remote.item_id, remote.drive_id)
         with self._tx() as db:
             db.execute(
                 "UPDATE items SET size = ?, mtime = ?, ctime = ?, etag = ?, ctag = ?, "
@@ -998,10 +1019,26 @@ class BackupState:
                     remote.ctag,
                     remote.quickxorhash,
                     remote.sha256,
-                    remote.item_id,
+                    key,
                 ),
             )
-        return self.get_task(remote.item_id)
+        return self.get_task(key)
+
+    def _key_of(self, graph_id: str, drive_id: str | None) -> str:
+        """The row of a file Graph calls `graph_id` in `drive_id` (see shared_key)."""
+        rows = self._query("SELECT drive_id FROM items WHERE item_id = ?", (graph_id,))
+        if drive_id is None or (rows and (rows[0][0] or drive_id).lower() == drive_id.lower()):
+            return graph_id
+        for key, rid in self.shared_file_ids().items():
+            if rid == graph_id:
+                return key
+        tail = ":" + graph_id
+        rows = self._query(
+            "SELECT item_id FROM items WHERE kind = 'file' AND drive_id = ? COLLATE NOCASE "
+            "AND substr(item_id, -?) = ? LIMIT 1",
+            (drive_id, len(tail), tail),
+        )
+        return str(rows[0][0]) if rows else graph_id
 
     # -- reporting -----------------------------------------------------------------------------
 
@@ -1057,6 +1094,78 @@ class BackupState:
     def count_unplaced(self) -> int:
         """Items that could not be placed (their parent never appeared)."""
         return self.count_dirty()
+
+    # -- items shared from other drives (scan.follow_shared) -------------------------------------
+
+    def shortcut_rows(self) -> list[FolderRow]:
+        """Shortcuts in our drive to items of other drives: reported ones (special "remote")
+        and those followed before (whatever their special is now)."""
+        followed = set(self.get_meta("shared_anchors", []))
+        rows = self._query(
+            "SELECT item_id, parent_id, name, kind, special, local_name, local_path, "
+            "remote_path, dirty, deleted FROM items WHERE deleted = 0 AND special = 'remote'"
+        )
+        for chunk in _chunks(sorted(followed)):
+            marks = ",".join("?" * len(chunk))
+            rows += self._query(
+                "SELECT item_id, parent_id, name, kind, special, local_name, local_path, "
+                "remote_path, dirty, deleted FROM items WHERE deleted = 0 "
+                f"AND special IS NOT 'remote' AND item_id IN ({marks})",
+                chunk,
+            )
+        return [
+            FolderRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bool(r[8]), bool(r[9]))
+            for r in rows
+            if ":" not in r[0]  # a shortcut inside a shared folder is not followed
+        ]
+
+    def shared_file_ids(self) -> dict[str, str]:
+        """Followed shortcuts to single files: state key → the file's id in its own drive."""
+        return dict(self.get_meta("shared_files", {}))
+
+    def set_shared(self, anchors: Iterable[str], files: Mapping[str, str]) -> None:
+        """Record the shortcuts followed by this scan (`files`: see shared_file_ids)."""
+        self.set_meta_many({"shared_anchors": sorted(anchors), "shared_files": dict(files)})
+
+    def ingest_shared(self, items: Sequence[RemoteItem], *, anchor: RemoteItem | None) -> None:
+        """Store items of another drive (keys already made with shared_key) in one
+        transaction, like a delta page but without moving the cursor: changed files go back to
+        pending and their old versions are queued for retirement. `anchor` is the shortcut's
+        own row as followed; it is placed again when what it is changes (e.g. from skipped)."""
+        latest: dict[str, RemoteItem] = {}
+        for item in [anchor, *items] if anchor is not None else items:
+            latest.pop(item.item_id, None)
+            latest[item.item_id] = item
+        with self._tx() as db:
+            generation, stats_json = db.execute("SELECT generation, stats FROM cursor").fetchone()
+            stats: dict[str, int] = json.loads(stats_json)
+            existing = _existing_rows(db, list(latest))
+            if anchor is not None:
+                db.execute(
+                    "UPDATE items SET dirty = 1 WHERE item_id = ? AND special IS NOT ?",
+                    (anchor.item_id, anchor.special),
+                )
+            ops: list[tuple[Any, ...]] = []
+            now = time.time()
+            upserts = [
+                _upsert_values(item, existing.get(item.item_id), generation, stats, ops, now)
+                for item in latest.values()
+            ]
+            db.executemany(_UPSERT_SQL, upserts)
+            db.executemany(_OP_SQL, ops)
+            db.execute("UPDATE cursor SET stats = ?", (json.dumps(stats),))
+
+    def mark_shared_gone(self, anchor_id: str, seen: set[str]) -> int:
+        """After a complete listing through shortcut `anchor_id`: its items not listed are
+        gone (deleted like a delta deletion: the resolve pass retires them). Returns how many."""
+        rows = self._query(
+            "SELECT item_id FROM items WHERE item_id > ? AND item_id < ? AND deleted = 0",
+            (anchor_id + ":", anchor_id + ";"),
+        )
+        gone = [(r[0],) for r in rows if r[0] not in seen]
+        with self._tx() as db:
+            db.executemany("UPDATE items SET deleted = 1, dirty = 1 WHERE item_id = ?", gone)
+        return len(gone)
 
 
 # --- SQL helpers for ingest ------------------------------------------------------------------
