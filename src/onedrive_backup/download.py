@@ -119,6 +119,56 @@ def _is_disk_full(exc: OSError) -> bool:
     return exc.errno in DISK_FULL_ERRNOS
 
 
+class ContentHash:
+    """What a download is checked against: quickXorHash (the hash Graph guarantees), plus
+    SHA-256 only for an item whose metadata carries SHA-256 and no quickXorHash."""
+
+    def __init__(self, sha256: bool = False) -> None:
+        self.qxh = QuickXorHash()
+        self.sha = hashlib.sha256() if sha256 else None
+
+    def update(self, data: bytes | bytearray | memoryview) -> None:
+        self.qxh.update(data)
+        if self.sha is not None:
+            self.sha.update(data)
+
+    def b64digest(self) -> str:
+        return self.qxh.b64digest()
+
+    def matches(self, task: FileTask) -> bool | None:
+        """True/False against the item's hash; None when the item has no hash to check."""
+        if task.quickxorhash:
+            return self.qxh.b64digest() == task.quickxorhash
+        if task.sha256 and self.sha is not None:
+            return self.sha.hexdigest().lower() == task.sha256.lower()
+        return None
+
+    def fingerprint(self) -> str:
+        """Identifies the bytes received (to tell consistent from random corruption)."""
+        return self.qxh.b64digest() + (self.sha.hexdigest() if self.sha is not None else "")
+
+    @classmethod
+    def for_task(cls, task: FileTask) -> ContentHash:
+        return cls(sha256=not task.quickxorhash and bool(task.sha256))
+
+
+def file_content_hash(
+    path: Path, task: FileTask, limit: int | None = None
+) -> tuple[ContentHash, int]:
+    """Hash a local file (or its first `limit` bytes) for `task`; (hasher, bytes read)."""
+    hasher = ContentHash.for_task(task)
+    read = 0
+    with path.open("rb") as fh:
+        while limit is None or read < limit:
+            want = CHUNK if limit is None else min(CHUNK, limit - read)
+            block = fh.read(want)
+            if not block:
+                break
+            hasher.update(block)
+            read += len(block)
+    return hasher, read
+
+
 def file_quickxorhash(path: Path, limit: int | None = None) -> tuple[QuickXorHash, int]:
     """Hash a local file (or its first `limit` bytes); returns the hasher and bytes read."""
     hasher = QuickXorHash()
@@ -292,10 +342,10 @@ class Downloader:
                     ) from None
                 task = fresh
                 continue
-            digest, expected = xfer.hasher.b64digest(), task.quickxorhash
-            if expected is None or digest == expected:
+            digest = xfer.hasher.fingerprint()
+            if xfer.hasher.matches(task) is not False:
                 await asyncio.to_thread(self._finalize, xfer, final, task)
-                self._done(task)
+                self._done(task, digest=xfer.hasher.b64digest())
                 return
             # Hash mismatch: the file may have changed remotely since the scan.
             fresh = await self._refetch_metadata(task)
@@ -335,8 +385,8 @@ class Downloader:
             return False
         if task.quickxorhash is None:
             return task.size == 0
-        hasher, _ = file_quickxorhash(final)
-        return hasher.b64digest() == task.quickxorhash
+        hasher, _ = file_content_hash(final, task)
+        return hasher.matches(task) is True
 
     async def _refetch_metadata(self, task: FileTask) -> FileTask | None:
         try:
@@ -350,7 +400,7 @@ class Downloader:
         if task.size <= SMALL_FILE:
             # Small files are kept in memory and written once at the end (one thread hop);
             # a cut transfer still resumes with Range from the bytes received in this run.
-            xfer = _Transfer(part, in_memory=True)
+            xfer = _Transfer(part, task, in_memory=True)
         else:
             xfer = await asyncio.to_thread(self._resume_point, part, task)
         link: str | None = None
@@ -503,7 +553,7 @@ class Downloader:
 
     def _resume_point(self, part: Path, task: FileTask) -> _Transfer:
         """Continue a partial file only if it belongs to this version of the item."""
-        xfer = _Transfer(part)
+        xfer = _Transfer(part, task)
         try:
             meta = json.loads(xfer.meta_path.read_text())
         except (OSError, ValueError):
@@ -516,7 +566,7 @@ class Downloader:
         ):
             xfer.reset()
             return xfer
-        xfer.hasher, xfer.offset = file_quickxorhash(part, limit=task.size)
+        xfer.hasher, xfer.offset = file_content_hash(part, task, limit=task.size)
         xfer.validator = meta.get("validator")
         return xfer
 
@@ -549,9 +599,11 @@ class Downloader:
 
     # -- bookkeeping ---------------------------------------------------------------------------
 
-    def _done(self, task: FileTask, *, adopted: bool = False) -> None:
+    def _done(self, task: FileTask, *, adopted: bool = False, digest: str | None = None) -> None:
+        # The quickXorHash of the bytes on disk (computed even where Graph gave none) is what
+        # `verify` checks the file against later.
         self._done_batch.append(
-            DoneRecord(task.item_id, task.size, task.quickxorhash, task.mtime, task.etag)
+            DoneRecord(task.item_id, task.size, digest or task.quickxorhash, task.mtime, task.etag)
         )
         self.stats.files_done += 1
         if adopted:
@@ -602,10 +654,10 @@ class Downloader:
 class _Transfer:
     """Where one file's transfer stands: survives a cut connection within the run."""
 
-    def __init__(self, part: Path, *, in_memory: bool = False) -> None:
+    def __init__(self, part: Path, task: FileTask, *, in_memory: bool = False) -> None:
         self.part = part
         self.meta_path = part.with_suffix(".json")
-        self.hasher = QuickXorHash()
+        self.hasher = ContentHash.for_task(task)
         self.offset = 0
         self.validator: str | None = None
         self.buffer: bytearray | None = bytearray() if in_memory else None
@@ -615,7 +667,8 @@ class _Transfer:
             self.buffer.clear()
         else:
             self.part.unlink(missing_ok=True)
-        self.hasher, self.offset, self.validator = QuickXorHash(), 0, None
+        self.hasher = ContentHash(self.hasher.sha is not None)
+        self.offset, self.validator = 0, None
 
 
 class _Truncated(Exception):
