@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from onedrive_backup.cli import main
@@ -40,7 +42,7 @@ def test_custom_cloud_needs_both_urls() -> None:
         resolve_endpoints("custom", authority="https://127.0.0.1:1/consumers")
 
 
-def test_flags_beat_environment(tmp_path: object) -> None:
+def test_flags_beat_environment(tmp_path: Path) -> None:
     env = {"ONEDRIVE_BACKUP_CLIENT_ID": "from-env", "ONEDRIVE_BACKUP_CONFIG_DIR": str(tmp_path)}
     assert load_settings({}, env).client_id == "from-env"
     assert load_settings({"client_id": "from-flag"}, env).client_id == "from-flag"
@@ -88,3 +90,20 @@ def test_bare_flags_on_a_terminal_mean_the_interactive_backup(
     assert cli._interactive_default(["--bwlimit", "60K"], commands)
     assert not cli._interactive_default(["list", "--dest", "x"], commands)
     assert not cli._interactive_default(["--help"], commands)
+
+
+def test_resumed_backup_keeps_the_shared_scope(tmp_path: Path) -> None:
+    """A backup started with --include-shared and resumed without the flag still signs in
+    with Files.Read.All (its stored selection follows shared items)."""
+    from onedrive_backup.engine import BackupPlan, wants_shared_scope
+    from onedrive_backup.selection import Selection
+    from onedrive_backup.state import BackupState
+
+    with BackupState.create(tmp_path) as state:
+        state.set_meta("selection", Selection.build(include_shared=True).to_json())
+        name = state.backup_dir.name
+    assert wants_shared_scope(BackupPlan(dest=tmp_path, resume=name))
+    assert wants_shared_scope(BackupPlan(dest=tmp_path, resume="latest"))
+    assert not wants_shared_scope(BackupPlan(dest=tmp_path))
+    plain = BackupPlan(dest=tmp_path, resume="latest", selection=Selection.all())
+    assert not wants_shared_scope(plain)

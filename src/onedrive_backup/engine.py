@@ -107,6 +107,22 @@ def resolve_backup(dest: Path, name: str) -> Path:
     )
 
 
+def wants_shared_scope(plan: BackupPlan) -> bool:
+    """Whether this run follows shared items (so sign-in must ask for Files.Read.All): asked
+    for now, or stored with the backup being resumed."""
+    if plan.include_shared or (plan.selection is not None and plan.selection.include_shared):
+        return True
+    if plan.selection is not None or not plan.resume:
+        return False
+    try:
+        backup_dir = resolve_backup(plan.dest, plan.resume)
+        with BackupState.open(backup_dir, read_only=True) as state:
+            stored = state.get_meta("selection")
+    except (BackupError, OSError):
+        return False  # the run itself reports what is wrong with the backup
+    return stored is not None and Selection.from_json(stored).include_shared
+
+
 def resume_command(dest: Path, backup_dir: Path | None) -> str:
     name = backup_dir.name if backup_dir else "latest"
     return f'onedrive-backup backup --dest "{dest}" --resume {name}'

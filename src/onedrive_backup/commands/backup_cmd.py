@@ -325,10 +325,10 @@ class _Interrupts:
 def _engine_and_tokens(
     plan: Any, settings: Settings, emit: Callable[[Event], None], plain_cache: bool | None
 ) -> Any:
-    from onedrive_backup.engine import Engine
+    from onedrive_backup.engine import Engine, wants_shared_scope
 
     tokens = auth.MsalTokenSource(
-        settings, shared=plan.include_shared, emit=emit, plain_cache=plain_cache
+        settings, shared=wants_shared_scope(plan), emit=emit, plain_cache=plain_cache
     )
     return Engine(plan, settings, tokens, emit)
 
