@@ -392,3 +392,25 @@ def test_hostile_names_land_inside_and_the_renames_are_reported(
     assert "Names changed to fit the disk" in text
     # Nothing was written outside the backup folder.
     assert {p.name for p in dest.iterdir()} == {result.backup_dir.name}
+
+
+def test_items_with_only_a_sha256_are_verified_against_it(
+    emulator: Emulator, signed_in: Any, dest: Path
+):
+    good, bad = _some_files(emulator, 2)
+    emulator.drive.report_sha256_only(good.id)
+    emulator.drive.report_sha256_only(bad.id)
+    emulator.faults.corrupt_items = {bad.id: "random"}
+    result, seen = run_engine(signed_in, dest)
+    assert result.exit_code == 1
+    failed = of_kind(seen, events.ItemFailed)
+    assert [(e.path, e.reason) for e in failed] == [(bad.path, "content mismatch")]
+    assert result.backup_dir is not None
+    state = BackupState.open(result.backup_dir, read_only=True)
+    try:
+        rec = state.get_file(good.id)
+        assert rec is not None and rec.status == "done" and rec.sha256
+        local = result.backup_dir / (rec.local_path or "")
+        assert local.read_bytes() == emulator.drive.read(good.id)
+    finally:
+        state.close()

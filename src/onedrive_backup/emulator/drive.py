@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import bisect
+import hashlib
 import threading
 import time
 from array import array
@@ -102,6 +103,9 @@ class Drive:
         self.items: list[Item] = []
         self.seq = 0
         self.epoch = 0  # bumped by invalidate_delta_tokens(): older tokens get 410
+        # Items whose metadata carries only a sha256Hash (no quickXorHash), as some old
+        # OneDrive Personal items did: item number -> hex digest of the current content.
+        self.sha256_only: dict[int, str] = {}
         self._log_nums = array("q")
         self._log_seqs = array("q")
         self._explicit: dict[int, bytes] = {}
@@ -353,6 +357,15 @@ class Drive:
             item.mver += 1
             self._record(item)
             return self.view(item)
+
+    def report_sha256_only(self, path_or_id: str) -> None:
+        """From now on this file's metadata offers a sha256Hash instead of a quickXorHash."""
+        with self.lock:
+            item = self.resolve(path_or_id)
+            digest = hashlib.sha256(self.read(path_or_id)).hexdigest().upper()
+            self.sha256_only[item.num] = digest
+            item.mver += 1
+            self._record(item)
 
     def set_malware(self, path_or_id: str, flagged: bool = True) -> None:
         with self.lock:

@@ -73,7 +73,9 @@ def render(
         out["folder"] = {"childCount": len(item.children), "view": {"viewType": "thumbnails"}}
     else:
         facet: dict[str, Any] = {"mimeType": mime_type(item.name)}
-        if item.size and item.qxh is not None:  # no hashes on zero-byte files
+        if item.num in drive.sha256_only:
+            facet["hashes"] = {"sha256Hash": drive.sha256_only[item.num]}
+        elif item.size and item.qxh is not None:  # no hashes on zero-byte files
             facet["hashes"] = {"quickXorHash": item.qxh}
         out["file"] = facet
         out["@microsoft.graph.downloadUrl"] = mint_link(st, item.num, st.drives.index(drive))
