@@ -57,6 +57,8 @@ MEM_FILES = int(os.environ.get("BENCH_MEM_FILES", "30000"))
 WORKERS = [int(w) for w in os.environ.get("BENCH_WORKERS", "8,32").split(",")]
 TUNE_N = [int(n) for n in os.environ.get("BENCH_TUNE_N", "8,16,32,64").split(",")]
 TUNE_FILES = int(os.environ.get("BENCH_TUNE_FILES", "1000"))  # files per tuning run
+# Emulator latency per response for the small-file case (issue 5's target uses 0.02 s).
+LATENCY = float(os.environ.get("BENCH_LATENCY", "0"))
 BASE_DIR = os.environ.get("BENCH_DIR") or None
 PROFILE_DIR = os.environ.get("BENCH_PROFILE") or None
 # Another source tree of onedrive_backup to measure (e.g. `git archive HEAD src | tar -x -C DIR`
@@ -423,6 +425,8 @@ def _small_emulator(files: int) -> Any:
         "--no-notebook",
         "--zero-byte-files",
         "0",
+        "--latency",
+        str(LATENCY),
     )
 
 
