@@ -260,6 +260,35 @@ class GraphClient:
         return await self.get_json(path)
 
 
+@dataclass(frozen=True)
+class Identity:
+    """Who is signed in and their drive, in our own terms."""
+
+    username: str
+    display_name: str
+    drive_type: str
+    quota_used: int | None
+    quota_total: int | None
+
+
+def _int_or_none(value: object) -> int | None:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+async def fetch_identity(graph: GraphClient) -> Identity:
+    """Ask Graph who is signed in (/me) and about their drive (/me/drive)."""
+    me = await graph.get_json("/me")
+    drive = await graph.get_json("/me/drive")
+    quota = drive.get("quota") or {}
+    return Identity(
+        username=str(me.get("userPrincipalName") or me.get("mail") or "?"),
+        display_name=str(me.get("displayName") or ""),
+        drive_type=str(drive.get("driveType") or "unknown"),
+        quota_used=_int_or_none(quota.get("used")),
+        quota_total=_int_or_none(quota.get("total")),
+    )
+
+
 async def close_session(session: aiohttp.ClientSession) -> None:
     """Close a session and give SSL transports a moment to shut down (no ResourceWarnings)."""
     await session.close()

@@ -4,26 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from dataclasses import dataclass
 from typing import Any
 
 from onedrive_backup import auth
 from onedrive_backup.cli import settings_flags
 from onedrive_backup.config import Settings, load_settings
 from onedrive_backup.errors import SignInRequired
-from onedrive_backup.graph import GraphClient
+from onedrive_backup.graph import GraphClient, Identity
+from onedrive_backup.graph import fetch_identity as graph_identity
 from onedrive_backup.redact import install_log_redaction
 
 HELP = "show the signed-in account, drive type and quota"
-
-
-@dataclass(frozen=True)
-class Identity:
-    username: str
-    display_name: str
-    drive_type: str
-    quota_used: int | None
-    quota_total: int | None
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -32,28 +23,15 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 
 async def fetch_identity(settings: Settings) -> Identity:
-    """Ask Graph who is signed in (/me) and about their drive (/me/drive)."""
+    """Ask Graph who is signed in and about their drive, with the stored sign-in."""
     tokens = auth.MsalTokenSource(settings)
     try:
         async with GraphClient(
             settings.endpoints().graph_url, tokens, ca_bundle=settings.ca_bundle
         ) as graph:
-            me = await graph.get_json("/me")
-            drive = await graph.get_json("/me/drive")
+            return await graph_identity(graph)
     finally:
         tokens.close()
-    quota = drive.get("quota") or {}
-    return Identity(
-        username=str(me.get("userPrincipalName") or me.get("mail") or "?"),
-        display_name=str(me.get("displayName") or ""),
-        drive_type=str(drive.get("driveType") or "unknown"),
-        quota_used=_int_or_none(quota.get("used")),
-        quota_total=_int_or_none(quota.get("total")),
-    )
-
-
-def _int_or_none(value: object) -> int | None:
-    return int(value) if isinstance(value, int | float) else None
 
 
 def human_size(n: int) -> str:

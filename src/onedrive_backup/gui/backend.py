@@ -91,25 +91,14 @@ def token_source(settings: Settings, emit: EventSink | None = None) -> auth.Msal
 
 async def identity(settings: Settings, tokens: auth.MsalTokenSource) -> dict[str, Any]:
     """Who is signed in and their drive's quota, as plain values."""
-    from onedrive_backup.graph import GraphClient
+    from dataclasses import asdict
+
+    from onedrive_backup.graph import GraphClient, fetch_identity
 
     async with GraphClient(
         settings.endpoints().graph_url, tokens, ca_bundle=settings.ca_bundle
     ) as graph:
-        me = await graph.get_json("/me")
-        drive = await graph.get_json("/me/drive")
-    quota = drive.get("quota") or {}
-    return {
-        "username": str(me.get("userPrincipalName") or me.get("mail") or "?"),
-        "display_name": str(me.get("displayName") or ""),
-        "drive_type": str(drive.get("driveType") or "unknown"),
-        "quota_used": _int_or_none(quota.get("used")),
-        "quota_total": _int_or_none(quota.get("total")),
-    }
-
-
-def _int_or_none(value: object) -> int | None:
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+        return asdict(await fetch_identity(graph))
 
 
 async def list_folder(
@@ -144,7 +133,7 @@ def _child(raw: dict[str, Any]) -> dict[str, Any]:
         "name": str(raw.get("name") or ""),
         "folder": isinstance(folder, dict),
         "child_count": int(folder.get("childCount") or 0) if isinstance(folder, dict) else 0,
-        "size": _int_or_none(raw.get("size")) or 0,
+        "size": int(raw.get("size") or 0) if isinstance(raw.get("size"), int) else 0,
     }
 
 
