@@ -118,7 +118,9 @@ def test_429_and_503_with_retry_after_and_resets_are_all_honoured(
     The emulator has one throttle status at a time, so the run has two phases set from the
     event callback: throttle_rate 0.10 with status 429 until half of the files are done,
     then throttle_rate 0.05 with status 503. Both apply to Graph and the download host; resets
-    (10% of download responses, cut after 2 KB) run throughout.
+    (10% of download responses, cut after 2 KB) run throughout. The rates are draws, so each
+    phase also starts with one certain throttle (throttle_next) and the run with two certain
+    resets, which keeps the "both kinds happened" assertions from depending on luck.
     """
     spec = DriveSpec(files=80, seed=12, size_range=(4 * 1024, 64 * 1024), deep_levels=2)
     emu = emulator_factory(spec)
@@ -128,8 +130,10 @@ def test_429_and_503_with_retry_after_and_resets_are_all_honoured(
             "throttle_targets": "both",
             "throttle_status": 429,
             "throttle_rate": 0.10,
+            "throttle_next": 1,
             "retry_after": 1.0,
             "reset_rate": 0.10,
+            "reset_next": 2,
             "reset_after_bytes": 2048,
             "latency": 0.005,
         }
@@ -143,7 +147,9 @@ def test_429_and_503_with_retry_after_and_resets_are_all_honoured(
             done[0] += 1
             if done[0] >= switch_at and not switched.is_set():
                 switched.set()
-                emu.faults.update({"throttle_status": 503, "throttle_rate": 0.05})
+                emu.faults.update(
+                    {"throttle_status": 503, "throttle_rate": 0.05, "throttle_next": 1}
+                )
 
     result, seen = run_engine(s, dest, on_event=on_event, workers=8)
     assert result.exit_code == 0, result.summary
@@ -153,9 +159,9 @@ def test_429_and_503_with_retry_after_and_resets_are_all_honoured(
     assert switched.is_set()
     statuses = {t.status for t in of_kind(seen, events.Throttled)}
     assert statuses == {429, 503}, statuses
-    assert c.count("graph.content", 429) + c.count("download.get", 429) >= 3
-    assert c.count("graph.content", 503) + c.count("download.get", 503) >= 1
-    assert c.faults_injected["reset"] >= 3
+    assert c.throttled >= 4
+    assert c.faults_injected["reset"] >= 2
+    assert result.summary["resumed_transfers"] >= 1
     assert_nothing_restarted_from_zero(emu)
     assert not of_kind(seen, events.ItemFailed)
 
@@ -253,23 +259,18 @@ def test_one_percent_corrupted_deliveries_are_caught_and_fetched_again(
     wanted = len(files) // 100
     emu.faults.corrupt_mode = "random"
     armed = [0]
+    done = [0]
 
     # One corrupted delivery per 100 files done, spread over the run (there is no corrupt_rate
     # knob; corrupt_next corrupts the very next delivery of any file).
     def on_event(event: events.Event) -> None:
-        if isinstance(event, events.ItemDone) and armed[0] < wanted:
-            done = len([e for e in seen_so_far if isinstance(e, events.ItemDone)])
-            if done >= 100 * armed[0] + 50:
+        if isinstance(event, events.ItemDone):
+            done[0] += 1
+            if armed[0] < wanted and done[0] >= 100 * armed[0] + 50:
                 armed[0] += 1
                 emu.faults.corrupt_next += 1
 
-    seen_so_far: list[events.Event] = []
-
-    def record(event: events.Event) -> None:
-        seen_so_far.append(event)
-        on_event(event)
-
-    result, seen = run_engine(s, dest, on_event=record, workers=8)
+    result, seen = run_engine(s, dest, on_event=on_event, workers=8)
     c = emu.counters
     assert armed[0] == wanted and emu.faults.corrupt_next == 0
     assert c.faults_injected["corrupt"] == wanted
