@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,3 +80,18 @@ def signed_in(emulator: Any, tmp_path: Path) -> Iterator[SignedIn]:
     signed = sign_in(emulator, tmp_path / "config")
     yield signed
     signed.close()
+
+
+@pytest.fixture
+def signed_in_factory(tmp_path: Path) -> Iterator[Callable[[Any], SignedIn]]:
+    """Sign in (device code through the real MSAL) to emulators a test makes itself."""
+    made: list[SignedIn] = []
+
+    def make(emulator: Any) -> SignedIn:
+        signed = sign_in(emulator, tmp_path / f"config{len(made)}")
+        made.append(signed)
+        return signed
+
+    yield make
+    for signed in made:
+        signed.close()

@@ -18,59 +18,15 @@ from typing import Any
 
 import pytest
 
-from auth_fixtures import SignedIn, sign_in
+from engine_helpers import of_kind, run_engine
 from onedrive_backup import events
 from onedrive_backup.emulator import DriveSpec, Emulator
-from onedrive_backup.engine import BackupPlan, Engine, RunResult
+from onedrive_backup.engine import BackupPlan, Engine
 from onedrive_backup.errors import DestinationError, DiskFullError, Interrupted, SignInRequired
 from onedrive_backup.state import BackupState
 from oracle import assert_backup_matches
 
 MiB = 1024 * 1024
-
-
-def run_engine(
-    signed_in: Any,
-    dest: Path,
-    on_event: Callable[[events.Event], None] | None = None,
-    **plan: Any,
-) -> tuple[RunResult, list[events.Event]]:
-    seen: list[events.Event] = []
-
-    def emit(event: events.Event) -> None:
-        seen.append(event)
-        if on_event is not None:
-            on_event(event)
-
-    plan.setdefault("workers", 6)
-    tokens = signed_in.token_source(emit=emit)
-    engine = Engine(BackupPlan(dest=dest, **plan), signed_in.settings, tokens, emit)
-    return asyncio.run(engine.run()), seen
-
-
-def of_kind(seen: list[events.Event], kind: type[events.Event]) -> list[Any]:
-    return [e for e in seen if isinstance(e, kind)]
-
-
-@pytest.fixture
-def signed_in_factory(tmp_path: Path) -> Iterator[Callable[[Emulator], SignedIn]]:
-    made: list[SignedIn] = []
-
-    def make(emu: Emulator) -> SignedIn:
-        signed = sign_in(emu, tmp_path / f"config{len(made)}")
-        made.append(signed)
-        return signed
-
-    yield make
-    for signed in made:
-        signed.close()
-
-
-@pytest.fixture
-def dest(tmp_path: Path) -> Path:
-    d = tmp_path / "dest"
-    d.mkdir()
-    return d
 
 
 def test_full_backup_is_verified_and_keeps_mtimes(emulator: Emulator, signed_in: Any, dest: Path):

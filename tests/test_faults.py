@@ -16,43 +16,19 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from auth_fixtures import SignedIn, sign_in, subprocess_env
+from auth_fixtures import subprocess_env
+from engine_helpers import of_kind, run_engine
 from onedrive_backup import events
 from onedrive_backup.emulator import DriveSpec, Emulator
 from onedrive_backup.state import BackupState
 from oracle import assert_backup_matches
-from test_download import of_kind, run_engine
 
 MiB = 1024 * 1024
 MB = 1000 * 1000
-
-
-@pytest.fixture
-def signed(tmp_path: Path) -> Iterator[Callable[[Emulator], SignedIn]]:
-    """Sign in (device code through the real MSAL) against an emulator made in the test."""
-    made: list[SignedIn] = []
-
-    def make(emu: Emulator) -> SignedIn:
-        s = sign_in(emu, tmp_path / f"config{len(made)}")
-        made.append(s)
-        return s
-
-    yield make
-    for s in made:
-        s.close()
-
-
-@pytest.fixture
-def dest(tmp_path: Path) -> Path:
-    d = tmp_path / "dest"
-    d.mkdir()
-    return d
 
 
 def nonempty_files(emu: Emulator) -> list[Any]:
@@ -69,7 +45,7 @@ def assert_nothing_restarted_from_zero(emu: Emulator) -> None:
 
 
 def test_two_second_links_with_2000_files_and_8_workers(
-    emulator_factory: Callable[..., Emulator], signed: Any, dest: Path
+    emulator_factory: Callable[..., Emulator], signed_in_factory: Any, dest: Path
 ) -> None:
     """Download links live 2 s; every file is still fetched correctly and never from zero twice.
 
@@ -82,7 +58,7 @@ def test_two_second_links_with_2000_files_and_8_workers(
     """
     spec = DriveSpec(files=2000, seed=11, size_range=(1, 16 * 1024), deep_levels=2)
     emu = emulator_factory(spec)
-    s = signed(emu)
+    s = signed_in_factory(emu)
     emu.faults.update(
         {
             "link_lifetime": 2.0,
@@ -111,7 +87,7 @@ def test_two_second_links_with_2000_files_and_8_workers(
 
 
 def test_429_and_503_with_retry_after_and_resets_are_all_honoured(
-    emulator_factory: Callable[..., Emulator], signed: Any, dest: Path
+    emulator_factory: Callable[..., Emulator], signed_in_factory: Any, dest: Path
 ) -> None:
     """10% 429 (Retry-After 1 s), 5% 503 (Retry-After 1 s) and resets mid-body.
 
@@ -124,7 +100,7 @@ def test_429_and_503_with_retry_after_and_resets_are_all_honoured(
     """
     spec = DriveSpec(files=80, seed=12, size_range=(4 * 1024, 64 * 1024), deep_levels=2)
     emu = emulator_factory(spec)
-    s = signed(emu)
+    s = signed_in_factory(emu)
     emu.faults.update(
         {
             "throttle_targets": "both",
@@ -170,11 +146,11 @@ def test_429_and_503_with_retry_after_and_resets_are_all_honoured(
 
 
 def test_ten_second_outage_mid_run_is_waited_out(
-    emulator_factory: Callable[..., Emulator], signed: Any, dest: Path
+    emulator_factory: Callable[..., Emulator], signed_in_factory: Any, dest: Path
 ) -> None:
     spec = DriveSpec(files=100, seed=13, size_range=(1, 32 * 1024), large_files=[6 * MiB])
     emu = emulator_factory(spec)
-    s = signed(emu)
+    s = signed_in_factory(emu)
     (big,) = [f for f in emu.drive.iter_files() if f.size == 6 * MiB]
     started: list[float] = []
     begun: set[str] = set()
@@ -213,14 +189,14 @@ def test_ten_second_outage_mid_run_is_waited_out(
 
 
 def test_200mb_file_with_three_resets_resumes_each_time(
-    emulator_factory: Callable[..., Emulator], signed: Any, dest: Path
+    emulator_factory: Callable[..., Emulator], signed_in_factory: Any, dest: Path
 ) -> None:
     size = 200 * MB
     spec = DriveSpec(
         files=0, seed=14, notebook=False, zero_byte_files=0, deep_levels=0, large_files=[size]
     )
     emu = emulator_factory(spec)
-    s = signed(emu)
+    s = signed_in_factory(emu)
     (big,) = [f for f in emu.drive.iter_files() if f.size == size]
     emu.faults.reset_after_bytes = 45 * MB
 
@@ -246,7 +222,7 @@ def test_200mb_file_with_three_resets_resumes_each_time(
 
 
 def test_one_percent_corrupted_deliveries_are_caught_and_fetched_again(
-    emulator_factory: Callable[..., Emulator], signed: Any, dest: Path
+    emulator_factory: Callable[..., Emulator], signed_in_factory: Any, dest: Path
 ) -> None:
     """1% of deliveries carry a wrong byte (random place and value): every one is detected by
     the hash check and fetched again; the run ends with exit 0. Then one file whose server hash
@@ -254,7 +230,7 @@ def test_one_percent_corrupted_deliveries_are_caught_and_fetched_again(
     as unverified, and never recorded as done."""
     spec = DriveSpec(files=1000, seed=15, size_range=(1, 16 * 1024), deep_levels=2)
     emu = emulator_factory(spec)
-    s = signed(emu)
+    s = signed_in_factory(emu)
     files = nonempty_files(emu)
     wanted = len(files) // 100
     emu.faults.corrupt_mode = "random"

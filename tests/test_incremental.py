@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 from auth_fixtures import SignedIn, sign_in
+from engine_helpers import run_engine
 from onedrive_backup.emulator import DriveSpec, Emulator
 from onedrive_backup.selection import Selection
 from oracle import assert_backup_matches, live_files
-from test_download import run_engine
 
 BASE = DriveSpec(files=12, seed=21, size_range=(1, 4096), notebook=False, zero_byte_files=1)
 BULK = 200  # files in the folder renamed in one go (the 1,000 is in the benchmark)
@@ -53,13 +53,6 @@ def signed(emu: Emulator, tmp_path: Path) -> Iterator[SignedIn]:
     s = sign_in(emu, tmp_path / "config")
     yield s
     s.close()
-
-
-@pytest.fixture
-def dest(tmp_path: Path) -> Path:
-    d = tmp_path / "dest"
-    d.mkdir()
-    return d
 
 
 def full_backup(signed: SignedIn, dest: Path, **plan: Any) -> Path:

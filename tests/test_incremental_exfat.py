@@ -13,9 +13,9 @@ import pytest
 
 import test_incremental
 from auth_fixtures import SignedIn
+from engine_helpers import run_engine
 from onedrive_backup.emulator import Emulator
 from oracle import assert_backup_matches
-from test_download import run_engine
 from test_incremental import deliveries, full_backup, new_deliveries, version_files
 
 # The scenario's drive and sign-in, shared with test_incremental.py.

@@ -23,9 +23,9 @@ from pathlib import Path
 import pytest
 
 from auth_fixtures import SignedIn, sign_in, subprocess_env
+from engine_helpers import run_engine
 from onedrive_backup.emulator import Emulator
 from oracle import assert_backup_matches
-from test_download import run_engine
 from test_incremental import BASE, BULK, change_drive, deliveries, new_deliveries, populate
 
 MB = 1000 * 1000

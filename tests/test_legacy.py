@@ -9,7 +9,6 @@ everything else, and leave the folder with our state, `.progress.json` untouched
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -22,10 +21,10 @@ from typing import Any
 import pytest
 
 from auth_fixtures import SignedIn, subprocess_env
+from engine_helpers import run_engine
 from onedrive_backup import events, legacy
 from onedrive_backup.emulator import Emulator
 from onedrive_backup.emulator.drive import FileView
-from onedrive_backup.engine import BackupPlan, Engine, RunResult
 from onedrive_backup.errors import StateError
 from onedrive_backup.legacy import (
     META_KEY,
@@ -98,17 +97,6 @@ def progress_aside(folder: Path) -> Iterator[None]:
         aside.rename(folder / PROGRESS_FILE)
 
 
-def run_engine(signed: SignedIn, dest: Path, **plan: Any) -> tuple[RunResult, list[events.Event]]:
-    seen: list[events.Event] = []
-    engine = Engine(
-        BackupPlan(dest=dest, workers=4, **plan),
-        signed.settings,
-        signed.token_source(emit=seen.append),
-        seen.append,
-    )
-    return asyncio.run(engine.run()), seen
-
-
 def cli(signed: SignedIn, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "onedrive_backup", *args],
@@ -118,13 +106,6 @@ def cli(signed: SignedIn, *args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=120,
     )
-
-
-@pytest.fixture
-def dest(tmp_path: Path) -> Path:
-    d = tmp_path / "dest"
-    d.mkdir()
-    return d
 
 
 # --- paths in .progress.json ------------------------------------------------------------------

@@ -97,13 +97,6 @@ def signed(emu: Emulator, tmp_path: Path) -> Iterator[SignedIn]:
     signed.close()
 
 
-@pytest.fixture
-def dest(tmp_path: Path) -> Path:
-    d = tmp_path / "dest"
-    d.mkdir()
-    return d
-
-
 def test_without_include_shared_they_are_listed_as_skipped(
     emu: Emulator, signed: SignedIn, dest: Path
 ) -> None:

@@ -74,13 +74,6 @@ def only_backup(dest: Path) -> Path:
 
 
 @pytest.fixture
-def dest(tmp_path: Path) -> Path:
-    d = tmp_path / "dest"
-    d.mkdir()
-    return d
-
-
-@pytest.fixture
 def kill_emulator(emulator_factory: Any) -> Emulator:
     emu: Emulator = emulator_factory(KILL_DRIVE)
     return emu
