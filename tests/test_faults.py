@@ -148,22 +148,22 @@ def test_429_and_503_with_retry_after_and_resets_are_all_honoured(
 def test_ten_second_outage_mid_run_is_waited_out(
     emulator_factory: Callable[..., Emulator], signed_in_factory: Any, dest: Path
 ) -> None:
-    spec = DriveSpec(files=100, seed=13, size_range=(1, 32 * 1024), large_files=[6 * MiB])
+    spec = DriveSpec(files=100, seed=13, size_range=(1, 32 * 1024), large_files=[12 * MiB])
     emu = emulator_factory(spec)
     s = signed_in_factory(emu)
-    (big,) = [f for f in emu.drive.iter_files() if f.size == 6 * MiB]
+    (big,) = [f for f in emu.drive.iter_files() if f.size == 12 * MiB]
     started: list[float] = []
     begun: set[str] = set()
     done: set[str] = set()
 
-    # Mid-run: once 30 files are done and the large one (slowed by bwlimit) has begun and is
+    # Mid-run: once 10 files are done and the large one (slowed by bwlimit) has begun and is
     # not finished, so that new requests and a transfer in flight both meet the outage.
     def on_event(event: events.Event) -> None:
         if isinstance(event, events.ItemStarted):
             begun.add(event.path)
         elif isinstance(event, events.ItemDone):
             done.add(event.path)
-        if not started and big.path in begun and big.path not in done and len(done) >= 30:
+        if not started and big.path in begun and big.path not in done and len(done) >= 10:
             started.append(time.monotonic())
             emu.outage(10.0)
 
