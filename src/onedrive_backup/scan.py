@@ -53,7 +53,7 @@ DELTA_SELECT = (
 # round trips on slow links (rclone lists 1000 at a time too).
 DEFAULT_PAGE_SIZE = 1000
 MAX_RESYNCS = 3  # 410s in one scan before we give up instead of looping
-_FLUSH_ROWS = 2000  # placements per resolve transaction
+_FLUSH_ROWS = 2000  # placements staged at a time
 
 
 def delta_start_url(page_size: int = DEFAULT_PAGE_SIZE) -> str:
@@ -375,7 +375,9 @@ def resolve(state: BackupState, selection: Selection, *, sweep: bool) -> None:
         if f.parent_id is not None:
             kids.setdefault(f.parent_id, []).append(f.item_id)
     _remove_deleted(state, folders, kids)
+    state.begin_placements()
     _Placer(state, selection, folders, kids).run()
+    state.commit_placements()
     if state.get_meta("reselect"):
         state.reevaluate_selection(selection.matches)
 
@@ -510,7 +512,7 @@ class _Placer:
 
     def _flush(self) -> None:
         if self.batch or self.placed_parents:
-            self.state.apply_placements(self.batch, placed_parents=self.placed_parents)
+            self.state.stage_placements(self.batch, placed_parents=self.placed_parents)
         self.batch = []
         self.placed_parents = []
 

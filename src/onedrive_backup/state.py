@@ -607,8 +607,14 @@ class BackupState:
         )
 
     def begin_enumeration(self, url: str, *, full: bool, resync: bool = False) -> None:
-        """Start paging from `url`: a full enumeration bumps the generation (for the sweep)."""
+        """Start paging from `url`: a full enumeration bumps the generation (for the sweep).
+
+        A full enumeration also drops the indexes only the resolve pass reads (see
+        _RESOLVE_INDEXES); the page that ends it builds them again.
+        """
         with self._tx() as db:
+            for name, create in _RESOLVE_INDEXES:
+                db.execute(f"DROP INDEX IF EXISTS {name}" if full else create)
             stats = "{}"
             if resync:  # keep the counts of pages already applied in this scan
                 stats = db.execute("SELECT stats FROM cursor").fetchone()[0]
@@ -669,6 +675,8 @@ class BackupState:
             stats["pages"] = stats.get("pages", 0) + 1
             stats["items_seen"] = stats.get("items_seen", 0) + len(items)
             if delta_link is not None:
+                for _name, create in _RESOLVE_INDEXES:
+                    db.execute(create)
                 db.execute(
                     "UPDATE cursor SET phase = 'resolving', next_link = NULL, delta_link = ?, "
                     "stats = ?, updated_at = ?",
@@ -759,52 +767,100 @@ class BackupState:
     ) -> int:
         """Store resolved names/paths/selection; queue a move for each file on disk whose path
         changed; clear `dirty` on the placed items and on `placed_parents`. Returns moves."""
-        moves = 0
-        now = time.time()
+        self.begin_placements()
+        self.stage_placements(placements, placed_parents=placed_parents)
+        return self.commit_placements()
+
+    # A resolve pass places children folder by folder, which is random order in the table:
+    # updating rows in that order rewrote one table page per row. So placements are staged in
+    # a temporary table (this connection's own, gone if the process dies) and applied in one
+    # transaction in row order, each table page written once. A killed resolve applied
+    # nothing and runs again.
+
+    def begin_placements(self) -> None:
+        """Start staging a resolve pass's placements (anything staged before is dropped)."""
+        with self._mutex:
+            for statement in _STAGE_SQL:
+                self._db.execute(statement)
+
+    def stage_placements(
+        self, placements: Sequence[Placement], *, placed_parents: Sequence[str] = ()
+    ) -> None:
+        """Keep placements (in the order given) until commit_placements."""
         with self._tx() as db:
-            old = _existing_rows(db, [p.item_id for p in placements])
-            stats = json.loads(db.execute("SELECT stats FROM cursor").fetchone()[0])
-            updates: list[tuple[Any, ...]] = []
-            ops: list[tuple[Any, ...]] = []
-            for p in placements:
-                row = old.get(p.item_id)
-                if row is None:
-                    continue
-                status = row.status
-                last_error = row.last_error
-                if row.kind == "file":
-                    status, last_error = _status_for(p.special, status, last_error)
-                    if status in ON_DISK and row.local_path and row.local_path != p.local_path:
-                        src, dst = PurePosixPath(row.local_path), PurePosixPath(p.local_path)
-                        reason = "renamed" if src.parent == dst.parent else "moved"
-                        ops.append(("move", p.item_id, row.local_path, p.local_path, reason, now))
-                updates.append(
+            db.executemany(
+                "INSERT INTO temp.placement (item_id, local_name, local_path, remote_path, "
+                "selected, special, keep_dirty) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
                     (
+                        p.item_id,
                         p.local_name,
                         p.local_path,
                         p.remote_path,
-                        int(
-                            p.selected and status is not None and p.special not in SKIPPED_SPECIALS
-                        ),
+                        int(p.selected),
                         p.special,
-                        status,
-                        last_error,
                         int(p.keep_dirty),
-                        p.item_id,
                     )
+                    for p in placements
+                ],
+            )
+            db.executemany(
+                "INSERT OR IGNORE INTO temp.placed_parent (item_id) VALUES (?)",
+                [(i,) for i in placed_parents],
+            )
+
+    def commit_placements(self, batch: int = 5000) -> int:
+        """Apply what was staged in one transaction: names, paths, selection and status of
+        the placed items, a move queued for each file on disk whose path changed (in the
+        order placed), `dirty` cleared on placed parents. Returns the moves queued."""
+        now = time.time()
+        with self._tx() as db:
+            stats = json.loads(db.execute("SELECT stats FROM cursor").fetchone()[0])
+            moves = 0
+            on_disk = "SELECT 1 FROM items WHERE status IN ('done', 'unverified')"
+            cur = db.execute(  # (a first scan has nothing on disk: skip the join)
+                "SELECT p.item_id, i.local_path, p.local_path FROM temp.placement p "
+                "JOIN items i ON i.item_id = p.item_id WHERE i.kind = 'file' "
+                "AND i.status IN ('done', 'unverified') AND i.local_path IS NOT NULL "
+                f"AND i.local_path != p.local_path AND EXISTS ({on_disk}) ORDER BY p.seq"
+            )
+            while rows := cur.fetchmany(batch):
+                ops = []
+                for item_id, src, dst in rows:
+                    same_folder = PurePosixPath(src).parent == PurePosixPath(dst).parent
+                    reason = "renamed" if same_folder else "moved"
+                    ops.append(("move", item_id, src, dst, reason, now))
+                db.executemany(_OP_SQL, ops)
+                moves += len(ops)
+            db.execute(
+                "INSERT INTO temp.placement_rows SELECT i.rowid, i.kind, i.status, "
+                "i.last_error, p.local_name, p.local_path, p.remote_path, p.selected, p.special, "
+                "p.keep_dirty FROM temp.placement p JOIN items i ON i.item_id = p.item_id "
+                "ORDER BY i.rowid"
+            )
+            cur = db.execute("SELECT * FROM temp.placement_rows")
+            while rows := cur.fetchmany(batch):
+                updates = []
+                for rid, kind, status, last_error, name, local, remote, sel, special, keep in rows:
+                    if kind == "file":
+                        status, last_error = _status_for(special, status, last_error)
+                    selected = sel and status is not None and special not in SKIPPED_SPECIALS
+                    updates.append(
+                        (name, local, remote, int(selected), special, status, last_error, keep, rid)
+                    )
+                db.executemany(
+                    "UPDATE items SET local_name = ?, local_path = ?, remote_path = ?, "
+                    "selected = ?, special = ?, status = ?, last_error = ?, dirty = ? "
+                    "WHERE rowid = ?",
+                    updates,
                 )
-            db.executemany(
-                "UPDATE items SET local_name = ?, local_path = ?, remote_path = ?, selected = ?, "
-                "special = ?, status = ?, last_error = ?, dirty = ? WHERE item_id = ?",
-                updates,
+            db.execute(
+                "UPDATE items SET dirty = 0 WHERE item_id IN (SELECT item_id FROM "
+                "temp.placed_parent)"
             )
-            db.executemany(_OP_SQL, ops)
-            db.executemany(
-                "UPDATE items SET dirty = 0 WHERE item_id = ?", [(i,) for i in placed_parents]
-            )
-            moves = len(ops)
             stats["moved"] = stats.get("moved", 0) + moves
             db.execute("UPDATE cursor SET stats = ?", (json.dumps(stats),))
+        self.begin_placements()  # empties the stage
         return moves
 
     def needs_resolve(self) -> bool:
@@ -1185,6 +1241,26 @@ ON CONFLICT (item_id) DO UPDATE SET drive_id = excluded.drive_id,
     done_etag = excluded.done_etag, done_ctag = excluded.done_ctag,
     dirty = max(items.dirty, excluded.dirty), deleted = 0, seen_gen = excluded.seen_gen
 """
+# Indexes on parent ids, read only by the resolve pass. Ingest would update them at random
+# places (hundreds of index pages written per delta page, most of a first scan's time), so a
+# full enumeration runs without them and they are built once, sorted, when it ends.
+_RESOLVE_INDEXES = (
+    ("items_parent", "CREATE INDEX IF NOT EXISTS items_parent ON items (parent_id)"),
+    ("items_dirty", "CREATE INDEX IF NOT EXISTS items_dirty ON items (parent_id) WHERE dirty = 1"),
+)
+# The resolve pass's staging tables (see BackupState.begin_placements).
+_STAGE_SQL = (
+    "DROP TABLE IF EXISTS temp.placement",
+    "DROP TABLE IF EXISTS temp.placed_parent",
+    "DROP TABLE IF EXISTS temp.placement_rows",
+    "CREATE TEMP TABLE placement (seq INTEGER PRIMARY KEY, item_id TEXT NOT NULL, "
+    "local_name TEXT, local_path TEXT, remote_path TEXT, selected INTEGER, special TEXT, "
+    "keep_dirty INTEGER)",
+    "CREATE TEMP TABLE placed_parent (item_id TEXT PRIMARY KEY)",
+    "CREATE TEMP TABLE placement_rows (rid INTEGER PRIMARY KEY, kind TEXT, status TEXT, "
+    "last_error TEXT, local_name TEXT, local_path TEXT, remote_path TEXT, selected INTEGER, "
+    "special TEXT, keep_dirty INTEGER)",
+)
 _OP_SQL = (
     "INSERT INTO ops (kind, item_id, src_path, dst_path, reason, created_at) "
     "VALUES (?, ?, ?, ?, ?, ?)"
