@@ -123,7 +123,7 @@ async def _bare(env: dict[str, str], dest: Path) -> dict[str, Any]:
     tokens = _tokens(env)
     auth = {"Authorization": f"Bearer {await tokens.get()}"}
     ctx = ssl.create_default_context(cafile=env["ONEDRIVE_BACKUP_CA_BUNDLE"])
-    items = pages = 0
+    items = pages = files = 0
     cpu0, t0 = _cpu_seconds(), time.perf_counter()
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx)) as s:
         url: str | None = env["ONEDRIVE_BACKUP_GRAPH_URL"] + delta_start_url()
@@ -131,12 +131,13 @@ async def _bare(env: dict[str, str], dest: Path) -> dict[str, Any]:
             async with s.get(url, headers=auth) as r:
                 page = json.loads(await r.read())
             items += len(page["value"])
+            files += sum(1 for v in page["value"] if "file" in v and "deleted" not in v)
             pages += 1
             url = page.get("@odata.nextLink")
     seconds = time.perf_counter() - t0
     cpu = _cpu_seconds() - cpu0
     tokens.close()
-    return {"seconds": seconds, "cpu_seconds": cpu, "items": items, "pages": pages}
+    return {"seconds": seconds, "cpu_seconds": cpu, "items": items, "pages": pages, "files": files}
 
 
 async def _scan(env: dict[str, str], dest: Path, mark_done: bool) -> dict[str, Any]:
@@ -289,7 +290,9 @@ def cpu_cost(work: Path) -> None:
             dest = Path(tempfile.mkdtemp(prefix="scan-", dir=work))
             ours = run_child(base | {"label": f"scan{rep}", "kind": "scan"}, dest)
             shutil.rmtree(dest, ignore_errors=True)
-            assert ours["items"] == bare["items"] and ours["orphans"] == 0, (ours, bare)
+            # Paging is complete: as many items and files as the bare loop saw, none orphaned.
+            assert ours["items"] == bare["items"] and ours["files"] == bare["files"], (ours, bare)
+            assert ours["orphans"] == 0, ours
             print(
                 f"  round {rep} (load {load()}): bare {bare['seconds']:.2f} s wall / "
                 f"{bare['cpu_seconds']:.2f} s CPU; scan {ours['seconds']:.2f} s wall "
