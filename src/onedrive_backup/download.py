@@ -502,34 +502,18 @@ class Downloader:
         task: FileTask,
         xfer: _Transfer,
         response: aiohttp.ClientResponse,
-        write: Callable[[bytes | bytearray], Any],
+        write: Callable[[bytes], Any],
     ) -> None:
-        """Append the body to the transfer; every byte that arrived is kept if it drops.
-
-        Network reads are small (tens of KB); they are gathered into ~1 MiB blocks before
-        being written and hashed, which keeps per-call overhead off the hot path.
-        """
-        block = bytearray()
-
-        def commit() -> None:
-            if block:
-                write(block)
-                xfer.hasher.update(block)
-                xfer.offset += len(block)
-                block.clear()
-
-        try:
-            async for chunk in response.content.iter_any():
-                if xfer.offset + len(block) + len(chunk) > task.size:
-                    raise _RemoteChanged()  # more bytes than the metadata says
-                block += chunk
-                self._count_bytes(len(chunk))
-                if len(block) >= CHUNK:
-                    commit()
-                if self.limiter is not None:
-                    await self.limiter.consume(len(chunk))
-        finally:
-            commit()  # bytes received before a drop are kept for the Range resume
+        """Append the body to the transfer; every byte that arrived is kept if it drops."""
+        async for chunk in response.content.iter_any():
+            if xfer.offset + len(chunk) > task.size:
+                raise _RemoteChanged()  # more bytes than the metadata says
+            write(chunk)
+            xfer.hasher.update(chunk)
+            xfer.offset += len(chunk)
+            self._count_bytes(len(chunk))
+            if self.limiter is not None:
+                await self.limiter.consume(len(chunk))
         if xfer.offset < task.size:
             raise _Truncated()  # the body ended early without an error
 
@@ -544,7 +528,7 @@ class Downloader:
             raise self._dest_error(exc) from exc
         return fh
 
-    def _write(self, fh: Any, chunk: bytes | bytearray) -> None:
+    def _write(self, fh: Any, chunk: bytes) -> None:
         try:
             fh.write(chunk)
         except OSError as exc:
