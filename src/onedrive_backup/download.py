@@ -521,9 +521,15 @@ class Downloader:
 
     def _open_part(self, xfer: _Transfer) -> Any:
         try:
-            fh = xfer.part.open("r+b" if xfer.offset else "wb")
+            if not xfer.offset:
+                xfer.part.unlink(missing_ok=True)
+                # A new file, not a truncated one: ext4 flushes a file truncated to zero when
+                # it is closed (auto_da_alloc), which would block the event loop for the
+                # whole file; the data is fsynced once, at finalize, in a worker thread.
+                return xfer.part.open("xb")
+            fh = xfer.part.open("r+b")
             fh.seek(xfer.offset)
-            fh.truncate()
+            fh.truncate()  # drop bytes past what was verified as received
         except OSError as exc:
             raise self._dest_error(exc) from exc
         return fh
