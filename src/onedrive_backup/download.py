@@ -152,36 +152,35 @@ class ContentHash:
         return cls(sha256=not task.quickxorhash and bool(task.sha256))
 
 
+class _Updatable(Protocol):
+    def update(self, data: bytes | bytearray | memoryview) -> None: ...
+
+
+def _hash_file(path: Path, hasher: _Updatable, limit: int | None) -> int:
+    """Feed a local file (or its first `limit` bytes) to `hasher`; returns the bytes read."""
+    read = 0
+    with path.open("rb") as fh:
+        while limit is None or read < limit:
+            block = fh.read(CHUNK if limit is None else min(CHUNK, limit - read))
+            if not block:
+                break
+            hasher.update(block)
+            read += len(block)
+    return read
+
+
 def file_content_hash(
     path: Path, task: FileTask, limit: int | None = None
 ) -> tuple[ContentHash, int]:
     """Hash a local file (or its first `limit` bytes) for `task`; (hasher, bytes read)."""
     hasher = ContentHash.for_task(task)
-    read = 0
-    with path.open("rb") as fh:
-        while limit is None or read < limit:
-            want = CHUNK if limit is None else min(CHUNK, limit - read)
-            block = fh.read(want)
-            if not block:
-                break
-            hasher.update(block)
-            read += len(block)
-    return hasher, read
+    return hasher, _hash_file(path, hasher, limit)
 
 
 def file_quickxorhash(path: Path, limit: int | None = None) -> tuple[QuickXorHash, int]:
     """Hash a local file (or its first `limit` bytes); returns the hasher and bytes read."""
     hasher = QuickXorHash()
-    read = 0
-    with path.open("rb") as fh:
-        while limit is None or read < limit:
-            want = CHUNK if limit is None else min(CHUNK, limit - read)
-            block = fh.read(want)
-            if not block:
-                break
-            hasher.update(block)
-            read += len(block)
-    return hasher, read
+    return hasher, _hash_file(path, hasher, limit)
 
 
 def set_times(path: Path, task: FileTask) -> None:
