@@ -438,23 +438,7 @@ class BackupState:
                 raise DestinationError(f"Cannot create a backup folder in {dest}: {exc}") from exc
         else:
             raise DestinationError(f"Cannot find a free backup folder name in {dest}.")
-        state_dir = backup_dir / STATE_DIR
-        try:
-            for sub in ("logs", "reports"):
-                (state_dir / sub).mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise DestinationError(f"Cannot write to {backup_dir}: {exc}") from exc
-        lock = BackupLock(state_dir / LOCK_FILE)
-        lock.acquire()
-        try:
-            db = _open_checked(state_dir / STATE_FILE, "rwc")
-            state = cls(backup_dir, db, lock)
-            state.set_meta("created", when.timestamp())
-            state.set_meta("created_by", __version__)
-        except BaseException:
-            lock.release()
-            raise
-        return state
+        return cls._start(backup_dir, {"created": when.timestamp()})
 
     @classmethod
     def adopt(cls, backup_dir: Path | str, *, meta: Mapping[str, Any] | None = None) -> BackupState:
@@ -466,6 +450,12 @@ class BackupState:
         backup_dir = Path(backup_dir)
         if not backup_dir.is_dir():
             raise DestinationError(f"The backup folder {backup_dir} does not exist.")
+        return cls._start(backup_dir, {"created": time.time(), **(meta or {})})
+
+    @classmethod
+    def _start(cls, backup_dir: Path, meta: Mapping[str, Any]) -> BackupState:
+        """Make `.onedrive-backup/` (logs, reports) in `backup_dir`, take the lock, and open
+        the state, creating it with `meta` if it is new."""
         state_dir = backup_dir / STATE_DIR
         try:
             for sub in ("logs", "reports"):
@@ -478,9 +468,7 @@ class BackupState:
             fresh = not (state_dir / STATE_FILE).exists()
             state = cls(backup_dir, _open_checked(state_dir / STATE_FILE, "rwc"), lock)
             if fresh:
-                state.set_meta_many(
-                    {"created": time.time(), "created_by": __version__, **(meta or {})}
-                )
+                state.set_meta_many({"created_by": __version__, **meta})
         except BaseException:
             lock.release()
             raise
