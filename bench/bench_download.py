@@ -32,12 +32,9 @@ the package to measure, e.g. a patched copy).
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import os
 import platform
-import re
-import resource
 import shutil
 import ssl
 import statistics
@@ -45,10 +42,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from bench._common import cpu_seconds, emulator_process, sign_in, vmhwm_kib
 
 FILES = int(os.environ.get("BENCH_FILES", "3000"))
 REPS = int(os.environ.get("BENCH_REPS", "3"))
@@ -74,53 +71,7 @@ REPO = Path(__file__).resolve().parent.parent
 # --- the emulator, in its own process ------------------------------------------------------
 
 
-@contextmanager
-def emulator(*args: str) -> Iterator[dict[str, str]]:
-    """A standalone emulator; yields its client environment (ONEDRIVE_BACKUP_*) + admin key."""
-    cmd = [sys.executable, "-m", "onedrive_backup.emulator", *args]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=_child_env())
-    assert proc.stdout is not None
-    env: dict[str, str] = {}
-    for line in proc.stdout:
-        if m := re.match(r"export (\w+)=(\S+)", line):
-            env[m.group(1)] = m.group(2).strip("'")
-        if m := re.match(r"# Admin key: (\S+)", line):
-            env["ADMIN_KEY"] = m.group(1)
-            break
-    try:
-        yield env
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        proc.stdout.close()
-
-
-def sign_in(emu_env: dict[str, str], config_dir: Path) -> dict[str, str]:
-    """A real MSAL device-code sign-in (auto-approved) into `config_dir`; the client's env."""
-    from onedrive_backup import auth
-    from onedrive_backup.config import ENV_PREFIX, load_settings
-
-    env = {k: v for k, v in emu_env.items() if k.startswith(ENV_PREFIX)}
-    env[ENV_PREFIX + "CONFIG_DIR"] = str(config_dir)
-    env[auth.PLAIN_CACHE_ENV] = "1"
-    auth.login_device_code(load_settings({}, env), out=io.StringIO(), plain_cache=True)
-    return env
-
-
 # --- children: one measured client each -----------------------------------------------------
-
-
-def _vmhwm_kib() -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return 0
-
-
-def _cpu_seconds() -> float:
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
 
 
 async def _engine(env: dict[str, str], dest: Path, workers: int) -> dict[str, Any]:
@@ -138,7 +89,7 @@ async def _engine(env: dict[str, str], dest: Path, workers: int) -> dict[str, An
 
     await tokens.get()  # sign-in is not what we measure
     plan = BackupPlan(dest=dest, workers=workers)
-    cpu0, t0 = _cpu_seconds(), time.perf_counter()
+    cpu0, t0 = cpu_seconds(), time.perf_counter()
     result = await Engine(plan, settings, tokens, emit).run()
     total = time.perf_counter() - t0
     tokens.close()
@@ -150,7 +101,7 @@ async def _engine(env: dict[str, str], dest: Path, workers: int) -> dict[str, An
         "scan_seconds": marks["PhaseFinished:scan"] - marks["PhaseStarted:scan"],
         "files": files["downloaded_this_run"],
         "bytes": result.summary["bytes"]["downloaded"],
-        "cpu_seconds": _cpu_seconds() - cpu0,
+        "cpu_seconds": cpu_seconds() - cpu0,
     }
 
 
@@ -188,7 +139,7 @@ async def _ref_aiohttp(
     ctx = ssl.create_default_context(cafile=env["ONEDRIVE_BACKUP_CA_BUNDLE"])
     auth = {"Authorization": f"Bearer {await _token(env)}"}
     connector = aiohttp.TCPConnector(ssl=ctx, limit=0)
-    cpu0, t0 = _cpu_seconds(), time.perf_counter()
+    cpu0, t0 = cpu_seconds(), time.perf_counter()
     async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as s:
         pages, url = [], graph + DELTA
         while url:
@@ -239,7 +190,7 @@ async def _ref_aiohttp(
         "scan_seconds": t_list - t0,
         "files": len(files),
         "bytes": done_bytes,
-        "cpu_seconds": _cpu_seconds() - cpu0,
+        "cpu_seconds": cpu_seconds() - cpu0,
     }
 
 
@@ -263,7 +214,7 @@ async def _ref_httpx(
     ctx = ssl.create_default_context(cafile=env["ONEDRIVE_BACKUP_CA_BUNDLE"])
     auth = {"Authorization": f"Bearer {await _token(env)}"}
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=2 * n + 8)
-    cpu0, t0 = _cpu_seconds(), time.perf_counter()
+    cpu0, t0 = cpu_seconds(), time.perf_counter()
     async with httpx.AsyncClient(verify=ctx, limits=limits, timeout=600) as c:
         pages, url = [], graph + DELTA
         while url:
@@ -313,7 +264,7 @@ async def _ref_httpx(
         "scan_seconds": t_list - t0,
         "files": len(files),
         "bytes": done_bytes,
-        "cpu_seconds": _cpu_seconds() - cpu0,
+        "cpu_seconds": cpu_seconds() - cpu0,
     }
 
 
@@ -343,7 +294,7 @@ def child(spec: dict[str, Any]) -> None:
         prof.dump_stats(str(Path(PROFILE_DIR) / f"{spec['label']}.pstats"))
     else:
         out = asyncio.run(coro)
-    out["vmhwm_kib"] = _vmhwm_kib()
+    out["vmhwm_kib"] = vmhwm_kib()
     print("RESULT " + json.dumps(out), flush=True)
 
 
@@ -412,6 +363,10 @@ def load() -> str:
 
 
 # --- the benchmark -----------------------------------------------------------------------------
+
+
+def emulator(*args: str) -> Any:
+    return emulator_process(*args, env=_child_env())
 
 
 def _small_emulator(files: int) -> Any:

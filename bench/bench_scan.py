@@ -29,22 +29,19 @@ child also writes a cProfile .pstats there; slower).
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import os
 import platform
-import re
-import resource
 import shutil
 import ssl
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from bench._common import cpu_seconds, emulator_process, sign_in, vmhwm_kib
 
 ITEMS = int(os.environ.get("BENCH_SCAN_ITEMS", "200000"))
 REPS = int(os.environ.get("BENCH_SCAN_REPS", "3"))
@@ -58,53 +55,13 @@ REPO = Path(__file__).resolve().parent.parent
 # --- the emulator, in its own process ------------------------------------------------------
 
 
-@contextmanager
-def emulator(files: int) -> Iterator[dict[str, str]]:
-    """A standalone emulator; yields its client environment (ONEDRIVE_BACKUP_*)."""
-    cmd = [sys.executable, "-m", "onedrive_backup.emulator", "--files", str(files)]
-    cmd += ["--min-size", "1", "--max-size", "2048", "--seed", "11"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=REPO)
-    assert proc.stdout is not None
-    env: dict[str, str] = {}
-    for line in proc.stdout:
-        if m := re.match(r"export (\w+)=(\S+)", line):
-            env[m.group(1)] = m.group(2).strip("'")
-        if line.startswith("# Admin key:"):
-            break
-    try:
-        yield env
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
-        proc.stdout.close()
-
-
-def sign_in(emu_env: dict[str, str], config_dir: Path) -> dict[str, str]:
-    """A real MSAL device-code sign-in (auto-approved) into `config_dir`; the client's env."""
-    from onedrive_backup import auth
-    from onedrive_backup.config import ENV_PREFIX, load_settings
-
-    env = {k: v for k, v in emu_env.items() if k.startswith(ENV_PREFIX)}
-    env[ENV_PREFIX + "CONFIG_DIR"] = str(config_dir)
-    env[auth.PLAIN_CACHE_ENV] = "1"
-    auth.login_device_code(load_settings({}, env), out=io.StringIO(), plain_cache=True)
-    return env
+def emulator(files: int) -> Any:
+    """The scan benchmark's drive: `files` small files, fixed seed."""
+    args = ("--files", str(files), "--min-size", "1", "--max-size", "2048", "--seed", "11")
+    return emulator_process(*args, cwd=REPO)
 
 
 # --- children: one measured client each -----------------------------------------------------
-
-
-def _vmhwm_kib() -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return 0
-
-
-def _cpu_seconds() -> float:
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
 
 
 def _tokens(env: dict[str, str]) -> Any:
@@ -124,7 +81,7 @@ async def _bare(env: dict[str, str], dest: Path) -> dict[str, Any]:
     auth = {"Authorization": f"Bearer {await tokens.get()}"}
     ctx = ssl.create_default_context(cafile=env["ONEDRIVE_BACKUP_CA_BUNDLE"])
     items = pages = files = 0
-    cpu0, t0 = _cpu_seconds(), time.perf_counter()
+    cpu0, t0 = cpu_seconds(), time.perf_counter()
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx)) as s:
         url: str | None = env["ONEDRIVE_BACKUP_GRAPH_URL"] + delta_start_url()
         while url:
@@ -135,7 +92,7 @@ async def _bare(env: dict[str, str], dest: Path) -> dict[str, Any]:
             pages += 1
             url = page.get("@odata.nextLink")
     seconds = time.perf_counter() - t0
-    cpu = _cpu_seconds() - cpu0
+    cpu = cpu_seconds() - cpu0
     tokens.close()
     return {"seconds": seconds, "cpu_seconds": cpu, "items": items, "pages": pages, "files": files}
 
@@ -159,13 +116,13 @@ async def _scan(env: dict[str, str], dest: Path, mark_done: bool) -> dict[str, A
             marks.append(time.perf_counter())
 
     state = BackupState.create(dest)
-    cpu0, t0 = _cpu_seconds(), time.perf_counter()
+    cpu0, t0 = cpu_seconds(), time.perf_counter()
     async with GraphClient(
         settings.endpoints().graph_url, tokens, ca_bundle=settings.ca_bundle
     ) as graph:
         result = await scan(graph, state, None, emit)
     seconds = time.perf_counter() - t0
-    cpu = _cpu_seconds() - cpu0
+    cpu = cpu_seconds() - cpu0
     if mark_done:
         batch: list[DoneRecord] = []
         for task in state.iter_pending_files():
@@ -231,7 +188,7 @@ def child(spec: dict[str, Any]) -> None:
         prof.dump_stats(str(Path(PROFILE_DIR) / f"{spec['label']}.pstats"))
     else:
         out = asyncio.run(coro)
-    out["vmhwm_kib"] = _vmhwm_kib()
+    out["vmhwm_kib"] = vmhwm_kib()
     print("RESULT " + json.dumps(out), flush=True)
 
 
