@@ -82,3 +82,15 @@ def test_server_sent_event_format() -> None:
     message = sse_message("status", {"a": "line\nbreak"})
     assert message.startswith("event: status\ndata: ") and message.endswith("\n\n")
     assert message.count("\n") == 3  # JSON escapes newlines: one data line
+
+
+def test_shared_items_choice_reaches_the_selection() -> None:
+    from onedrive_backup.errors import UsageError
+    from onedrive_backup.gui.controller import _run_inputs
+
+    chosen = _run_inputs("/tmp/x", {"categories": ["photos"], "include_shared": True})
+    assert chosen.selection is not None and chosen.selection.include_shared
+    plain = _run_inputs("/tmp/x", {"categories": ["photos"]})
+    assert plain.selection is not None and not plain.selection.include_shared
+    with pytest.raises(UsageError):
+        _run_inputs("/tmp/x", {"include_shared": "yes"})

@@ -83,10 +83,12 @@ def sign_out(settings: Settings) -> None:
     auth.logout(settings)
 
 
-def token_source(settings: Settings, emit: EventSink | None = None) -> auth.MsalTokenSource:
+def token_source(
+    settings: Settings, emit: EventSink | None = None, *, shared: bool = False
+) -> auth.MsalTokenSource:
     if emit is None:
-        return auth.MsalTokenSource(settings)
-    return auth.MsalTokenSource(settings, emit=emit)
+        return auth.MsalTokenSource(settings, shared=shared)
+    return auth.MsalTokenSource(settings, shared=shared, emit=emit)
 
 
 async def identity(settings: Settings, tokens: auth.MsalTokenSource) -> dict[str, Any]:
@@ -175,10 +177,15 @@ def backup_summary(dest: Path, name: str) -> dict[str, Any] | None:
 
 
 def make_selection(
-    categories: list[str], folders: list[str], include: list[str], exclude: list[str]
+    categories: list[str],
+    folders: list[str],
+    include: list[str],
+    exclude: list[str],
+    *,
+    include_shared: bool = False,
 ) -> Selection:
     """A validated Selection from the page's choices (all files when nothing is chosen)."""
-    return Selection.build(categories, folders, include, exclude)
+    return Selection.build(categories, folders, include, exclude, include_shared)
 
 
 def describe_selection(selection: Selection | None) -> str:
@@ -201,10 +208,11 @@ async def run_backup(
     on_backup_dir: Callable[[Path], None],
 ) -> tuple[int, Path | None, dict[str, Any]]:
     """One engine run; cancelling the awaiting task stops it gracefully (resumable)."""
-    from onedrive_backup.engine import BackupPlan, Engine
+    from onedrive_backup.engine import BackupPlan, Engine, wants_shared_scope
 
     plan = BackupPlan(dest=Path(inputs.dest), resume=inputs.resume, selection=inputs.selection)
-    engine = Engine(plan, settings, token_source(settings, emit), emit)
+    tokens = token_source(settings, emit, shared=wants_shared_scope(plan))
+    engine = Engine(plan, settings, tokens, emit)
     watcher = asyncio.create_task(_watch_backup_dir(engine, on_backup_dir))
     try:
         result = await engine.run()

@@ -579,8 +579,15 @@ def _run_inputs(dest: str, choices: dict[str, Any]) -> backend.RunInputs:
         list(_str_list(choices.get("folders"), "folders")),
         list(_str_list(choices.get("include"), "include patterns")),
         list(_str_list(choices.get("exclude"), "exclude patterns")),
+        include_shared=_bool(choices.get("include_shared", False), "include_shared"),
     )
     return backend.RunInputs(dest=dest, resume=resume or None, selection=selection)
+
+
+def _bool(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise UsageError(f"{name} must be true or false.")
+    return value
 
 
 def _selection_view(inputs: backend.RunInputs) -> dict[str, Any]:

@@ -531,6 +531,7 @@ function wire() {
   $("start").addEventListener("click", () => act("/api/backup/start", {
     resume: choice.resume, keep_selection: false, categories: categories().filter((c) => c !== "all"),
     folders, include: lines("include"), exclude: lines("exclude"),
+    include_shared: $("include-shared").checked,
   }, $("what-error")));
   $("pause").addEventListener("click", () => act("/api/backup/pause", {}));
   $("stop").addEventListener("click", () => act("/api/backup/stop", {}));
