@@ -1,6 +1,6 @@
 """The project's own errors: each knows its exit code and carries the sentence a user reads.
 
-Foreign exceptions (httpx, msal, sqlite3, OSError) are converted into these at the module
+Foreign exceptions (aiohttp, msal, sqlite3, OSError) are converted into these at the module
 boundary where they happen, so the CLI and GUI only ever render `BackupError`s.
 """
 
