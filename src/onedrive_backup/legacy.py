@@ -43,6 +43,7 @@ from onedrive_backup.errors import StateError
 from onedrive_backup.events import EventSink
 from onedrive_backup.models import BackupSummary
 from onedrive_backup.paths import UnsafePathError, ensure_inside
+from onedrive_backup.scan import epoch_seconds
 from onedrive_backup.state import RESERVED_TOP_NAMES, STATE_DIR, STATE_FILE, BackupState
 
 log = logging.getLogger(__name__)
@@ -127,7 +128,7 @@ def read_progress(file: Path) -> LegacyProgress:
             entries[item_id] = entry
     if ignored:
         log.warning("%s: %d entries of an unknown shape ignored", file, ignored)
-    return LegacyProgress(file, entries, _epoch(raw.get("timestamp")), ignored)
+    return LegacyProgress(file, entries, epoch_seconds(raw.get("timestamp")), ignored)
 
 
 def _bad(file: Path, why: str) -> StateError:
@@ -146,15 +147,6 @@ def _entry(item_id: str, value: Any) -> LegacyEntry | None:
     if path is not None and not isinstance(path, str):
         return None
     return LegacyEntry(item_id, size, path or None)
-
-
-def _epoch(value: Any) -> float | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 def summary(folder: Path) -> BackupSummary:

@@ -63,7 +63,8 @@ def delta_start_url(page_size: int = DEFAULT_PAGE_SIZE) -> str:
 # --- Graph JSON → RemoteItem ----------------------------------------------------------------
 
 
-def _epoch(value: Any) -> float | None:
+def epoch_seconds(value: Any) -> float | None:
+    """An ISO 8601 timestamp (Graph's, or the earlier script's) as epoch seconds."""
     if not isinstance(value, str) or not value:
         return None
     try:
@@ -114,8 +115,8 @@ def parse_item(d: Mapping[str, Any]) -> RemoteItem:
         name=str(d.get("name") or (remote or {}).get("name") or ""),
         kind=kind,
         size=size,
-        mtime=_epoch(fsi.get("lastModifiedDateTime") or d.get("lastModifiedDateTime")),
-        ctime=_epoch(fsi.get("createdDateTime") or d.get("createdDateTime")),
+        mtime=epoch_seconds(fsi.get("lastModifiedDateTime") or d.get("lastModifiedDateTime")),
+        ctime=epoch_seconds(fsi.get("createdDateTime") or d.get("createdDateTime")),
         etag=d.get("eTag"),
         # A shortcut's own cTag says nothing about the content it points to.
         ctag=d.get("cTag") if remote is None else None,
