@@ -286,11 +286,7 @@ class Engine:
             "started": self.started,
             "finished": time.time(),
             "files": {
-                "selected": totals.files,
-                "done": totals.count("done"),
-                "failed": totals.count("failed"),
-                "unverified": totals.count("unverified"),
-                "pending": totals.count("pending"),
+                **totals.file_counts(),
                 "downloaded_this_run": stats.files_done - stats.files_adopted,
                 "adopted_this_run": stats.files_adopted,
             },

@@ -172,6 +172,16 @@ class Totals:
     def total_bytes(self) -> int:
         return sum(t.bytes for t in self.by_status.values())
 
+    def file_counts(self) -> dict[str, int]:
+        """The selected files by outcome, as the summary and the report show them."""
+        return {
+            "selected": self.files,
+            "done": self.count("done"),
+            "failed": self.count("failed"),
+            "unverified": self.count("unverified"),
+            "pending": self.count("pending"),
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class BackupSummary:

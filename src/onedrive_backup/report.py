@@ -310,13 +310,7 @@ def state_summary(backup_dir: Path) -> dict[str, Any]:
     except BackupError:
         return {}
     return {
-        "files": {
-            "selected": totals.files,
-            "done": totals.count("done"),
-            "failed": totals.count("failed"),
-            "unverified": totals.count("unverified"),
-            "pending": totals.count("pending"),
-        },
+        "files": totals.file_counts(),
         "bytes": {"selected": totals.total_bytes, "done": totals.bytes("done")},
     }
 
