@@ -198,3 +198,21 @@ def test_counters_snapshot_and_peak_inflight(emulator: Emulator) -> None:
     assert snap["requests"]["graph.drive 200"] == 3
     emulator.counters.reset()
     assert emulator.counters.snapshot()["requests"] == {}
+
+
+def test_delivery_counts_only_once_the_client_has_read_it(emulator: Emulator) -> None:
+    """A delivery cut by an outage before the client asked anything else on its connection is
+    taken back (its bytes may have died in the socket buffers); one followed by another request
+    on the same connection stands. The outage test counts restarts from zero with these."""
+    first, second = [f for f in emulator.drive.iter_files() if f.size and not f.malware][:2]
+    urls = [_link(emulator, first), _link(emulator, second)]
+    c = emulator.counters
+    with download_client(emulator) as d:
+        assert d.get(urls[0]).content == emulator.drive.read(first.id)
+        assert d.get(urls[1]).content == emulator.drive.read(second.id)  # same connection
+        assert c.full_deliveries[first.id] == 1 and c.full_deliveries[second.id] == 1
+        emulator.outage(0.3)
+        emulator.wait_until_up()
+    assert c.full_deliveries[first.id] == 1, "read before the next request: confirmed"
+    assert c.full_deliveries[second.id] == 0, "unconfirmed when the outage cut the connection"
+    assert c.complete_deliveries[second.id] == 0

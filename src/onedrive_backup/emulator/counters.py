@@ -31,6 +31,11 @@ class Counters:
             self.links_issued = 0
             self.throttled = 0
             self.faults_injected: Counter[str] = Counter()
+            # connection -> complete deliveries on it that the client has not yet been seen
+            # to read (it has not sent its next request on that connection)
+            # (keyed by id(): aiohttp's handlers take no weak references; a recycled id is
+            # cleared by the first request on the new connection)
+            self._unconfirmed: dict[int, list[tuple[str, bool]]] = {}
             # origin -> (time the last Retry-After was sent, time it ends)
             self._retry_windows: dict[str, tuple[float, float]] = {}
 
@@ -77,12 +82,36 @@ class Counters:
         with self._lock:
             self.bytes_served[item_id] += n
 
-    def delivered(self, item_id: str, *, from_zero: bool, n: int = 1) -> None:
-        """A response sent the file's last byte (n=-1 takes one back after a failed write)."""
+    def delivered(
+        self, item_id: str, *, from_zero: bool, n: int = 1, conn: object | None = None
+    ) -> None:
+        """A response sent the file's last byte (n=-1 takes one back after a failed write).
+
+        With `conn`, the delivery stays unconfirmed until the client sends its next request on
+        that connection (HTTP/1.1 without pipelining: it has read the whole body); if the
+        emulator cuts the connection first (an outage, a reset), the delivery is taken back,
+        because bytes still in the socket buffers were lost with it.
+        """
         with self._lock:
-            self.complete_deliveries[item_id] += n
-            if from_zero:
-                self.full_deliveries[item_id] += n
+            self._delivered(item_id, from_zero, n)
+            if conn is not None and n > 0:
+                self._unconfirmed.setdefault(id(conn), []).append((item_id, from_zero))
+
+    def _delivered(self, item_id: str, from_zero: bool, n: int) -> None:
+        self.complete_deliveries[item_id] += n
+        if from_zero:
+            self.full_deliveries[item_id] += n
+
+    def connection_reused(self, conn: object) -> None:
+        """A new request on `conn`: the client read everything sent on it before."""
+        with self._lock:
+            self._unconfirmed.pop(id(conn), None)
+
+    def connection_cut(self, conn: object) -> None:
+        """The emulator aborted `conn`: deliveries the client may not have read are undone."""
+        with self._lock:
+            for item_id, from_zero in self._unconfirmed.pop(id(conn), []):
+                self._delivered(item_id, from_zero, -1)
 
     def auth_header_on_download(self) -> None:
         with self._lock:

@@ -112,6 +112,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
     if isinstance(found, web.Response):
         return found
     drive, item = found
+    st.counters.connection_reused(request.protocol)
     with drive.lock:
         size, item_id = item.size, drive.item_id(item)
         etag, ctag = drive.etag(item), drive.ctag(item)
@@ -145,7 +146,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
         return resp
     plan = _plan(st, item_id, size, start, length)
     if length <= SMALL_BODY and plan.action is None:
-        return _small(st, drive, item, item_id, plan, status, headers)
+        return _small(request, st, drive, item, item_id, plan, status, headers)
     resp = web.StreamResponse(status=status, headers=headers)
     resp.content_length = length
     await resp.prepare(request)
@@ -154,6 +155,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
 
 
 def _small(
+    request: web.Request,
     st: State,
     drive: Drive,
     item: Item,
@@ -164,7 +166,8 @@ def _small(
 ) -> web.Response:
     """Headers and body in one write: small files are latency-bound, not bandwidth-bound."""
     body = b"".join(bytes(p) for p in _pieces(drive, item, plan))
-    _count(st, item_id, len(body), plan.start + plan.length == item.size, plan.start == 0)
+    whole = plan.start + plan.length == item.size
+    _count(request, st, item_id, len(body), whole, plan.start == 0)
     return web.Response(body=body, status=status, headers=headers)
 
 
@@ -203,7 +206,7 @@ async def _send(
     sent = 0
     whole = plan.start + plan.length == item.size
     if plan.length == 0:  # a zero-byte file: the empty body is the whole file
-        _count(st, item_id, 0, whole, True)
+        _count(request, st, item_id, 0, whole, True)
     try:
         for piece in _pieces(drive, item, plan):
             if plan.action and sent == plan.cut:
@@ -213,11 +216,11 @@ async def _send(
             n = len(piece)
             last = sent + n == plan.length
             done = last and whole
-            _count(st, item_id, n, done, plan.start == 0)
+            _count(request, st, item_id, n, done, plan.start == 0)
             try:
                 await resp.write(piece)
             except (ConnectionError, OSError):
-                _count(st, item_id, -n, done, plan.start == 0, undo=True)
+                _count(request, st, item_id, -n, done, plan.start == 0, undo=True)
                 raise
             sent += n
         if plan.action and sent == plan.cut:
@@ -228,11 +231,19 @@ async def _send(
 
 
 def _count(
-    st: State, item_id: str, n: int, complete: bool, from_zero: bool, undo: bool = False
+    request: web.Request,
+    st: State,
+    item_id: str,
+    n: int,
+    complete: bool,
+    from_zero: bool,
+    undo: bool = False,
 ) -> None:
     st.counters.add_bytes(item_id, n)
     if complete:
-        st.counters.delivered(item_id, from_zero=from_zero, n=-1 if undo else 1)
+        st.counters.delivered(
+            item_id, from_zero=from_zero, n=-1 if undo else 1, conn=request.protocol
+        )
 
 
 async def _act(request: web.Request, st: State, plan: Plan) -> bool:
@@ -251,6 +262,7 @@ async def _act(request: web.Request, st: State, plan: Plan) -> bool:
     if sock is not None:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    st.counters.connection_cut(request.protocol)
     transport.abort()  # with SO_LINGER 0: a real RST
     return True
 

@@ -182,7 +182,7 @@ class Emulator:
         if self._outage_handle is not None:
             self._outage_handle.cancel()
         for o in self._origins.values():
-            _abort_connections(o.runner)
+            _abort_connections(o.runner, self.state.counters)
             await o.runner.cleanup()
         await asyncio.sleep(0.01)  # let aborted transports close their sockets
         loop = asyncio.get_running_loop()
@@ -241,7 +241,7 @@ class Emulator:
             if o.site is not None:
                 await o.site.stop()
                 o.site = None
-            _abort_connections(o.runner)
+            _abort_connections(o.runner, self.state.counters)
         delay = self._outage_until - time.monotonic()
         self._outage_handle = loop.call_later(delay, lambda: loop.create_task(self._end_outage()))
 
@@ -281,9 +281,10 @@ class Emulator:
         return mint_link(self.state, self.drive.resolve(path_or_id).num)
 
 
-def _abort_connections(runner: web.AppRunner) -> None:
+def _abort_connections(runner: web.AppRunner, counters: Counters) -> None:
     """Cut every open connection at once (a TLS close would wait for the peer)."""
     server = runner.server
     for conn in list(server.connections if server else []):
+        counters.connection_cut(conn)
         if conn.transport is not None:
             conn.transport.abort()
