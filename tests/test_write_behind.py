@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from pathlib import Path
 
@@ -49,10 +50,8 @@ def test_a_failed_background_sync_stops_the_transfer_as_a_destination_error() ->
     os.set_blocking(read_end, False)
 
     def drain() -> None:  # keep the pipe from filling up
-        try:
+        with contextlib.suppress(BlockingIOError):
             os.read(read_end, 1 << 16)
-        except BlockingIOError:
-            pass
 
     async def main() -> None:
         with os.fdopen(write_end, "wb") as fh:
