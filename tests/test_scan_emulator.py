@@ -131,7 +131,10 @@ def test_interrupted_scan_resumes_without_refetching(
     with BackupState.create(tmp_path / "a") as s:
         with pytest.raises(StopAfter):
             run_scan(emu, s, page_size=20, emit=stop_after_pages(4))
-        assert delta_requests(emu) == 4
+        # The fifth page may already have been asked for: it is fetched while the fourth
+        # is applied, and dropped uncommitted when the scan stops.
+        asked = delta_requests(emu)
+        assert asked in (4, 5)
         run_scan(emu, s, page_size=20)
         interrupted_total = delta_requests(emu)
         assert_inventory_matches(emu, s)
@@ -142,7 +145,7 @@ def test_interrupted_scan_resumes_without_refetching(
         result = run_scan(emu, fresh, page_size=20)
         uninterrupted = delta_requests(emu) - before
     assert result.pages == uninterrupted
-    assert interrupted_total == uninterrupted, "a page was fetched twice"
+    assert interrupted_total == uninterrupted + (asked - 4), "a committed page was fetched twice"
 
 
 def test_second_scan_fetches_only_the_changes(emulator: Emulator, state: BackupState) -> None:

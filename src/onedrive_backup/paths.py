@@ -93,11 +93,15 @@ class UnsafePathError(ValueError):
 
 
 def _utf16_units(text: str) -> int:
-    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
+    return len(text.encode("utf-16-le")) // 2
 
 
 def _fits(text: str) -> bool:
-    return len(text.encode("utf-8")) <= MAX_NAME_BYTES and _utf16_units(text) <= MAX_NAME_UTF16
+    size = len(text.encode("utf-8"))
+    # A character never takes more UTF-16 units than UTF-8 bytes: most names stop here.
+    return size <= MAX_NAME_BYTES and (
+        size <= MAX_NAME_UTF16 or _utf16_units(text) <= MAX_NAME_UTF16
+    )
 
 
 def _continues_previous(ch: str) -> bool:

@@ -18,6 +18,7 @@ Graph's JSON shapes stop here: `parse_item` turns them into models.RemoteItem.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import deque
 from collections.abc import Mapping
@@ -155,36 +156,55 @@ async def scan(
         state.begin_enumeration(cursor.delta_link, full=False)
     resyncs = 0
     cursor = state.get_cursor()
-    while cursor.phase == "paging" and cursor.next_link:
-        try:
-            page = await graph.get_json(cursor.next_link)
-        except ResyncRequired as exc:
-            resyncs += 1
-            if resyncs > MAX_RESYNCS:
-                raise BackupError(
-                    "OneDrive keeps asking for a resync (HTTP 410); the scan cannot continue.",
-                    hint="Try again later; the backup state is saved.",
-                ) from exc
-            log.warning("delta token expired (410): enumerating the drive again")
-            emit(events.Message(text="OneDrive asked for a full resync; unchanged files stay."))
-            state.begin_enumeration(exc.location or start_url, full=True, resync=True)
-            cursor = state.get_cursor()
-            continue
-        next_link = page.get("@odata.nextLink")
-        delta_link = page.get("@odata.deltaLink")
-        if not next_link and not delta_link:
-            raise BackupError("OneDrive ended a change listing without a next or delta link.")
-        items = [parse_item(v) for v in page.get("value") or ()]
-        stats = state.ingest_page(items, next_link=next_link, delta_link=delta_link)
-        emit(
-            events.ScanProgress(
-                items_seen=stats.get("items_seen", 0),
-                pages=stats.get("pages", 0),
-                files_selected=stats.get("files_seen", 0),
-                bytes_selected=stats.get("bytes_seen", 0),
+    # Pipelined: while one page is applied (in a worker thread: SQLite lets go of the GIL),
+    # the next is already being fetched. Only the commit of a page moves the cursor, so a
+    # kill costs at most the page being applied and the one being fetched (fetched again).
+    fetching: asyncio.Task[dict[str, Any]] | None = None
+    try:
+        while cursor.phase == "paging" and cursor.next_link:
+            if fetching is None:
+                fetching = asyncio.ensure_future(graph.get_json(cursor.next_link))
+            try:
+                page = await fetching
+            except ResyncRequired as exc:
+                fetching = None
+                resyncs += 1
+                if resyncs > MAX_RESYNCS:
+                    raise BackupError(
+                        "OneDrive keeps asking for a resync (HTTP 410); the scan cannot continue.",
+                        hint="Try again later; the backup state is saved.",
+                    ) from exc
+                log.warning("delta token expired (410): enumerating the drive again")
+                emit(events.Message(text="OneDrive asked for a full resync; unchanged files stay."))
+                state.begin_enumeration(exc.location or start_url, full=True, resync=True)
+                cursor = state.get_cursor()
+                continue
+            next_link = page.get("@odata.nextLink")
+            delta_link = page.get("@odata.deltaLink")
+            if not next_link and not delta_link:
+                raise BackupError("OneDrive ended a change listing without a next or delta link.")
+            fetching = asyncio.ensure_future(graph.get_json(next_link)) if next_link else None
+            applying = asyncio.ensure_future(
+                asyncio.to_thread(_apply_page, state, page, next_link, delta_link)
             )
-        )
-        cursor = state.get_cursor()
+            try:
+                stats = await asyncio.shield(applying)
+            except asyncio.CancelledError:  # let the transaction end before the state closes
+                await asyncio.gather(applying, return_exceptions=True)
+                raise
+            emit(
+                events.ScanProgress(
+                    items_seen=stats.get("items_seen", 0),
+                    pages=stats.get("pages", 0),
+                    files_selected=stats.get("files_seen", 0),
+                    bytes_selected=stats.get("bytes_seen", 0),
+                )
+            )
+            cursor = state.get_cursor()
+    finally:
+        if fetching is not None and not fetching.done():
+            fetching.cancel()
+            await asyncio.gather(fetching, return_exceptions=True)
     if cursor.phase == "resolving":
         if selection.include_shared:
             await follow_shared(graph, state, emit, page_size=page_size)
@@ -200,6 +220,13 @@ async def scan(
         )
     )
     return result
+
+
+def _apply_page(
+    state: BackupState, page: Mapping[str, Any], next_link: str | None, delta_link: str | None
+) -> dict[str, int]:
+    items = [parse_item(v) for v in page.get("value") or ()]
+    return state.ingest_page(items, next_link=next_link, delta_link=delta_link)
 
 
 # --- items shared with the user: followed into their owners' drives -------------------------

@@ -826,22 +826,8 @@ class BackupState:
                 "p.keep_dirty FROM temp.placement p JOIN items i ON i.item_id = p.item_id "
                 "ORDER BY i.rowid"
             )
-            cur = db.execute("SELECT * FROM temp.placement_rows")
-            while rows := cur.fetchmany(batch):
-                updates = []
-                for rid, kind, status, last_error, name, local, remote, sel, special, keep in rows:
-                    if kind == "file":
-                        status, last_error = _status_for(special, status, last_error)
-                    selected = sel and status is not None and special not in SKIPPED_SPECIALS
-                    updates.append(
-                        (name, local, remote, int(selected), special, status, last_error, keep, rid)
-                    )
-                db.executemany(
-                    "UPDATE items SET local_name = ?, local_path = ?, remote_path = ?, "
-                    "selected = ?, special = ?, status = ?, last_error = ?, dirty = ? "
-                    "WHERE rowid = ?",
-                    updates,
-                )
+            # In row order, all in SQL; the CASEs are _status_for's rules for files.
+            db.execute(_APPLY_PLACEMENTS_SQL)
             db.execute(
                 "UPDATE items SET dirty = 0 WHERE item_id IN (SELECT item_id FROM "
                 "temp.placed_parent)"
@@ -1331,6 +1317,34 @@ _SKIP_REASONS = {
     "vault": "in the Personal Vault (not reachable by apps)",
     "remote": "shared with you from another drive (use --include-shared)",
 }
+
+_SKIPPED_IN = ", ".join(f"'{k}'" for k in sorted(SKIPPED_SPECIALS))
+_ON_DISK_IN = ", ".join(f"'{k}'" for k in sorted(ON_DISK))
+# A placed file's new status: a skipped special stays skipped unless already on disk; a file
+# no longer special comes back from "skipped" to "pending" (see _status_for).
+_NEW_STATUS = (
+    f"CASE WHEN r.kind != 'file' THEN r.status "
+    f"WHEN r.special IN ({_SKIPPED_IN}) THEN "
+    f"CASE WHEN r.status IN ({_ON_DISK_IN}) THEN r.status ELSE 'skipped' END "
+    f"WHEN r.status = 'skipped' THEN 'pending' ELSE r.status END"
+)
+_SKIP_REASON_CASES = " ".join(
+    "WHEN '{}' THEN '{}'".format(k, v.replace("'", "''")) for k, v in _SKIP_REASONS.items()
+)
+_APPLY_PLACEMENTS_SQL = (
+    "UPDATE items SET local_name = r.local_name, local_path = r.local_path, "
+    "remote_path = r.remote_path, special = r.special, dirty = r.keep_dirty, "
+    f"status = {_NEW_STATUS}, "
+    f"last_error = CASE WHEN r.kind != 'file' THEN r.last_error "
+    f"WHEN r.special IN ({_SKIPPED_IN}) THEN "
+    f"CASE WHEN r.status IN ({_ON_DISK_IN}) THEN r.last_error "
+    f"ELSE coalesce(CASE r.special {_SKIP_REASON_CASES} END, r.last_error) END "
+    "WHEN r.status = 'skipped' THEN NULL ELSE r.last_error END, "
+    f"selected = (r.selected AND ({_NEW_STATUS}) IS NOT NULL "
+    f"AND coalesce(r.special NOT IN ({_SKIPPED_IN}), 1)) "
+    "FROM (SELECT rid, kind, status, last_error, local_name, local_path, remote_path, "
+    "selected, special, keep_dirty FROM temp.placement_rows) AS r WHERE items.rowid = r.rid"
+)
 
 
 def _upsert_values(
