@@ -227,3 +227,27 @@ def test_category_selection_against_the_drive(emulator: Emulator, state: BackupS
     expected = [f for f in emulator.drive.iter_files() if photos.matches(f.path)]
     assert result.files_selected == len(expected) > 0
     assert {t.item_id for t in state.iter_pending_files()} == {f.id for f in expected}
+
+
+def test_a_large_resolve_pass_rebuilds_its_indexes_and_stays_exact(
+    emulator_factory: EmulatorFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above a threshold the pass drops and rebuilds two indexes; force that path here."""
+    import onedrive_backup.state as state_module
+
+    monkeypatch.setattr(state_module, "_REBUILD_INDEXES_AT", 0)
+    emu = emulator_factory(DriveSpec(files=200, seed=8))
+    with BackupState.create(tmp_path) as s:
+        run_scan(emu, s, page_size=50)
+        assert_inventory_matches(emu, s)
+        names = {r[0] for r in s._db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+        assert {"items_work", "items_dirty", "items_parent"} <= names
+        assert not s.needs_resolve()
+        pending = s._db.execute(
+            "SELECT count(*) FROM items INDEXED BY items_work "
+            "WHERE kind = 'file' AND selected = 1 AND status = 'pending'"
+        ).fetchone()[0]
+        assert pending == sum(1 for _ in emu.drive.iter_files())  # zero-byte files too
+        emu.drive.add_file("/After/new.txt", size=10)
+        run_scan(emu, s, page_size=50)
+        assert_inventory_matches(emu, s)
