@@ -671,10 +671,7 @@ class _WriteBehind:
         self.unsynced += len(chunk)
         if self.unsynced >= self.FLUSH_EVERY and (self.syncing is None or self.syncing.done()):
             self._check()
-            try:
-                self.fh.flush()
-            except OSError as exc:
-                raise self.dest_error(exc) from exc
+            self._flush()
             self.unsynced = 0
             # On a duplicate descriptor: a cancelled transfer may close the file meanwhile.
             fd = os.dup(self.fh.fileno())
@@ -697,10 +694,13 @@ class _WriteBehind:
         try:
             self._check()
         finally:
-            try:
-                self.fh.flush()
-            except OSError as exc:
-                raise self.dest_error(exc) from exc
+            self._flush()
+
+    def _flush(self) -> None:
+        try:
+            self.fh.flush()
+        except OSError as exc:
+            raise self.dest_error(exc) from exc
 
 
 def _datasync(fd: int) -> None:
