@@ -353,3 +353,34 @@ def test_find_backups_reports_unreadable_ones(tmp_path: Path) -> None:
     path.write_bytes(b"garbage" * 1000)
     (summary,) = find_backups(tmp_path)
     assert summary.error and "cannot be used" in summary.error
+
+
+def test_placement_sql_follows_status_for_on_every_combination() -> None:
+    """The resolve pass applies _status_for's rules in SQL: the two must never drift apart."""
+    import itertools
+    import sqlite3
+
+    from onedrive_backup.models import SKIPPED_SPECIALS
+    from onedrive_backup.state import _NEW_LAST_ERROR, _NEW_SELECTED, _NEW_STATUS, _status_for
+
+    kinds = ("file", "folder", "package")
+    statuses = (None, "pending", "done", "unverified", "failed", "skipped")
+    specials = (None, "zero", "onenote", *sorted(SKIPPED_SPECIALS))
+    errors = (None, "an earlier error")
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE TABLE r (kind, status, last_error, special, selected)")
+    rows = list(itertools.product(kinds, statuses, errors, specials, (0, 1)))
+    db.executemany("INSERT INTO r VALUES (?, ?, ?, ?, ?)", rows)
+    got = db.execute(
+        f"SELECT kind, status, last_error, special, selected, {_NEW_STATUS}, "
+        f"{_NEW_LAST_ERROR}, {_NEW_SELECTED} FROM r"
+    ).fetchall()
+    assert len(got) == len(rows)
+    for kind, status, error, special, sel, new_status, new_error, new_selected in got:
+        want_status, want_error = status, error
+        if kind == "file":
+            want_status, want_error = _status_for(special, status, error)
+        want_selected = bool(sel) and want_status is not None and special not in SKIPPED_SPECIALS
+        case = (kind, status, error, special, sel)
+        assert (new_status, new_error) == (want_status, want_error), case
+        assert bool(new_selected) == want_selected, case

@@ -1348,17 +1348,22 @@ _NEW_STATUS = (
 _SKIP_REASON_CASES = " ".join(
     "WHEN '{}' THEN '{}'".format(k, v.replace("'", "''")) for k, v in _SKIP_REASONS.items()
 )
-_APPLY_PLACEMENTS_SQL = (
-    "UPDATE items SET local_name = r.local_name, local_path = r.local_path, "
-    "remote_path = r.remote_path, special = r.special, dirty = r.keep_dirty, "
-    f"status = {_NEW_STATUS}, "
-    f"last_error = CASE WHEN r.kind != 'file' THEN r.last_error "
+_NEW_LAST_ERROR = (
+    f"CASE WHEN r.kind != 'file' THEN r.last_error "
     f"WHEN r.special IN ({_SKIPPED_IN}) THEN "
     f"CASE WHEN r.status IN ({_ON_DISK_IN}) THEN r.last_error "
     f"ELSE coalesce(CASE r.special {_SKIP_REASON_CASES} END, r.last_error) END "
-    "WHEN r.status = 'skipped' THEN NULL ELSE r.last_error END, "
-    f"selected = (r.selected AND ({_NEW_STATUS}) IS NOT NULL "
-    f"AND coalesce(r.special NOT IN ({_SKIPPED_IN}), 1)) "
+    "WHEN r.status = 'skipped' THEN NULL ELSE r.last_error END"
+)
+# Selected: asked for, has a status and is no skipped special. (Outside the skipped specials
+# _NEW_STATUS is NULL exactly when r.status is, so the old status can stand in for it.)
+_NEW_SELECTED = (
+    f"(r.selected AND r.status IS NOT NULL AND coalesce(r.special NOT IN ({_SKIPPED_IN}), 1))"
+)
+_APPLY_PLACEMENTS_SQL = (
+    "UPDATE items SET local_name = r.local_name, local_path = r.local_path, "
+    "remote_path = r.remote_path, special = r.special, dirty = r.keep_dirty, "
+    f"status = {_NEW_STATUS}, last_error = {_NEW_LAST_ERROR}, selected = {_NEW_SELECTED} "
     "FROM (SELECT rid, kind, status, last_error, local_name, local_path, remote_path, "
     "selected, special, keep_dirty FROM temp.placement_rows) AS r WHERE items.rowid = r.rid"
 )
