@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import ssl
 import time
 
 import httpx
@@ -144,6 +145,32 @@ def test_outage_refuses_connections_then_recovers(emulator: Emulator) -> None:
         emulator.wait_until_up()
         time.sleep(0.05)
         assert c.get("/me/drive").status_code == 200
+
+
+def test_a_connection_still_in_its_tls_handshake_serves_nothing_during_an_outage(
+    emulator: Emulator,
+) -> None:
+    """The outage closes the listener and cuts the connections the server knows; one accepted
+    but still in its TLS handshake is not known yet. It must not serve through the outage (a
+    client's probe on it would report the network back while it is down)."""
+    port = int(emulator.graph_url.split(":")[2].split("/")[0])
+    raw = socket.create_connection(("127.0.0.1", port))
+    try:
+        time.sleep(0.2)  # accepted by the server; the TLS handshake waits for our hello
+        emulator.outage(2.0)
+        assert emulator.outage_active
+        with emulator.client_ssl_context().wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            tls.settimeout(5)
+            tls.sendall(b"HEAD / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            try:
+                answer = tls.recv(4096)
+            except (ConnectionError, ssl.SSLError):
+                answer = b""
+        assert emulator.outage_active, "the check must run while the outage lasts"
+        assert answer == b"", f"answered during the outage: {answer[:40]!r}"
+    finally:
+        raw.close()
+    emulator.wait_until_up()
 
 
 @pytest.mark.parametrize("mode", ["consistent", "random"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -63,6 +64,13 @@ def _throttle(st: State, kind: str) -> web.StreamResponse | None:
 async def emulate(request: web.Request, handler: Handler) -> web.StreamResponse:
     st = request.app[STATE]
     origin = request.app[ORIGIN]
+    if time.monotonic() < st.outage_until:
+        # A connection the outage's cut missed (its TLS handshake was still running, so the
+        # server did not list it yet) must not serve requests through the outage either.
+        st.counters.connection_cut(request.protocol)
+        if request.transport is not None:
+            request.transport.abort()
+        raise asyncio.CancelledError  # aiohttp's own way out for a vanished connection
     if request.path.startswith("/_admin"):
         return await handler(request)
     endpoint = endpoint_of(origin, request)

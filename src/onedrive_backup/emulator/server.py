@@ -64,7 +64,6 @@ class Emulator:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._origins: dict[str, _Origin] = {}
-        self._outage_until = 0.0
         self._outage_handle: asyncio.TimerHandle | None = None
 
     def _make_tls(self) -> ssl.SSLContext:
@@ -223,7 +222,7 @@ class Emulator:
 
     @property
     def outage_active(self) -> bool:
-        return time.monotonic() < self._outage_until
+        return time.monotonic() < self.state.outage_until
 
     def wait_until_up(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
@@ -234,7 +233,7 @@ class Emulator:
 
     async def _begin_outage(self, seconds: float) -> None:
         loop = asyncio.get_running_loop()
-        self._outage_until = max(self._outage_until, time.monotonic() + seconds)
+        self.state.outage_until = max(self.state.outage_until, time.monotonic() + seconds)
         if self._outage_handle is not None:
             self._outage_handle.cancel()
         for o in self._origins.values():
@@ -242,7 +241,7 @@ class Emulator:
                 await o.site.stop()
                 o.site = None
             _abort_connections(o.runner, self.state.counters)
-        delay = self._outage_until - time.monotonic()
+        delay = self.state.outage_until - time.monotonic()
         self._outage_handle = loop.call_later(delay, lambda: loop.create_task(self._end_outage()))
 
     async def _end_outage(self) -> None:

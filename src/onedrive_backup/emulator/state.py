@@ -26,6 +26,7 @@ class State:
     admin_key: str = field(default_factory=lambda: secrets.token_urlsafe(18))
     graph_origin: str = ""  # https://127.0.0.1:PORT, known once listening
     download_origin: str = ""
+    outage_until: float = 0.0  # time.monotonic() until which both origins are down
 
     @property
     def user_id(self) -> str:
