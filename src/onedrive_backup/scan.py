@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from array import array
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
+
+import numpy as np
 
 from onedrive_backup import events
 from onedrive_backup.errors import BackupError, ItemError, ResyncRequired
@@ -150,10 +153,17 @@ async def scan(
         log.info("%d previously failed files will be tried again", retried)
     start_url = delta_start_url(page_size)
     cursor = state.get_cursor()
-    if cursor.phase == "new" or (cursor.phase == "complete" and not cursor.delta_link):
+    eager: _EagerPlacer | None = None
+    if cursor.phase == "new":  # a first scan: place what can be placed while paging
+        state.begin_enumeration(start_url, full=True)
+        state.set_meta("eager", True)
+        eager = _EagerPlacer(selection)
+    elif cursor.phase == "complete" and not cursor.delta_link:
         state.begin_enumeration(start_url, full=True)
     elif cursor.phase == "complete" and cursor.delta_link:
         state.begin_enumeration(cursor.delta_link, full=False)
+    elif state.get_meta("eager"):  # a first scan resumed after a kill
+        eager = await asyncio.to_thread(_EagerPlacer.from_state, state, selection)
     resyncs = 0
     cursor = state.get_cursor()
     # Pipelined: while one page is applied (in a worker thread: SQLite lets go of the GIL),
@@ -185,7 +195,7 @@ async def scan(
                 raise BackupError("OneDrive ended a change listing without a next or delta link.")
             fetching = asyncio.ensure_future(graph.get_json(next_link)) if next_link else None
             applying = asyncio.ensure_future(
-                asyncio.to_thread(_apply_page, state, page, next_link, delta_link)
+                asyncio.to_thread(_apply_page, state, page, next_link, delta_link, eager)
             )
             try:
                 stats = await asyncio.shield(applying)
@@ -208,7 +218,7 @@ async def scan(
     if cursor.phase == "resolving":
         if selection.include_shared:
             await follow_shared(graph, state, emit, page_size=page_size)
-        resolve(state, selection, sweep=cursor.full)
+        resolve(state, selection, sweep=cursor.full, eager=eager)
         state.finish_scan()
     result = _result(state, resynced=resyncs > 0 or cursor.resynced)
     emit(
@@ -223,10 +233,14 @@ async def scan(
 
 
 def _apply_page(
-    state: BackupState, page: Mapping[str, Any], next_link: str | None, delta_link: str | None
+    state: BackupState,
+    page: Mapping[str, Any],
+    next_link: str | None,
+    delta_link: str | None,
+    eager: _EagerPlacer | None,
 ) -> dict[str, int]:
     items = [parse_item(v) for v in page.get("value") or ()]
-    return state.ingest_page(items, next_link=next_link, delta_link=delta_link)
+    return state.ingest_page(items, next_link=next_link, delta_link=delta_link, placer=eager)
 
 
 # --- items shared with the user: followed into their owners' drives -------------------------
@@ -389,8 +403,18 @@ class _Node:
     dirty: bool
 
 
-def resolve(state: BackupState, selection: Selection, *, sweep: bool) -> None:
-    """Remove deleted items, then place every new, renamed or moved item (see module doc)."""
+def resolve(
+    state: BackupState,
+    selection: Selection,
+    *,
+    sweep: bool,
+    eager: _EagerPlacer | None = None,
+) -> None:
+    """Remove deleted items, then place every new, renamed or moved item (see module doc).
+
+    `eager`: what a first scan placed at ingest; where that placement may differ from this
+    pass's, the folder's children are placed again here (see _EagerPlacer).
+    """
     if sweep:
         state.mark_unseen_deleted()
     if not state.needs_resolve():
@@ -403,8 +427,13 @@ def resolve(state: BackupState, selection: Selection, *, sweep: bool) -> None:
         if f.parent_id is not None:
             kids.setdefault(f.parent_id, []).append(f.item_id)
     _remove_deleted(state, folders, kids)
+    dirty_parents = state.dirty_parents()
+    if eager is not None:
+        again = eager.unsettled_parents(state.dirty_children())
+        state.mark_children_dirty(sorted(again))
+        dirty_parents |= again
     state.begin_placements()
-    _Placer(state, selection, folders, kids).run()
+    _Placer(state, selection, folders, kids, dirty_parents).run()
     state.commit_placements()
     if state.get_meta("reselect"):
         state.reevaluate_selection(selection.matches)
@@ -437,12 +466,13 @@ class _Placer:
         selection: Selection,
         folders: dict[str, FolderRow],
         kids: dict[str, list[str]],
+        dirty_parents: set[str],
     ) -> None:
         self.state = state
         self.selection = selection
         self.folders = folders
         self.kids = kids
-        self.dirty_parents = state.dirty_parents()
+        self.dirty_parents = dirty_parents
         self.nodes: dict[str, _Node] = {}
         self.batch: list[Placement] = []
         self.placed_parents: list[str] = []
@@ -543,6 +573,119 @@ class _Placer:
             self.state.stage_placements(self.batch, placed_parents=self.placed_parents)
         self.batch = []
         self.placed_parents = []
+
+
+class _EagerPlacer:
+    """Places a first scan's new items while their pages are ingested.
+
+    Delta lists most parents before their children, so during a first scan most items can be
+    stored with their final name and paths at once, in the same insert, instead of every row
+    being written a second time by the resolve pass (most of a first scan's cost after the
+    paging itself). An item is placed at ingest when its parent was placed at ingest (or is
+    the root), it is a plain file or folder (no special), and its safe name is a valid
+    component that is not reserved at the top. It gets exactly what the resolve pass would give
+    it if it has no colliding sibling: so the resolve pass places all the children of a folder
+    again, by its own rules, when two children placed at ingest collide (`keys`) or when a
+    child was not placed at ingest (arrived before its parent, listed twice, special...).
+    A folder listed again or deleted is forgotten: nothing more is placed under it (its
+    children already placed are placed again by the resolve pass if it moved or was renamed,
+    as for any dirty folder).
+
+    Only a first scan (nothing ever resolved) uses it: the state marks that with meta "eager",
+    and after a kill the placer is rebuilt from the rows placed so far (`from_state`).
+    """
+
+    def __init__(self, selection: Selection) -> None:
+        self.selection = selection
+        self.folders: dict[str, tuple[str, str]] = {}  # id -> (remote path, local path)
+        self.root_id: str | None = None
+        self.parent_ids: list[str] = []
+        self.parent_index: dict[str, int] = {}
+        self.keys = array("q")  # hash of (parent, collision key) of each item placed here
+        self.parents = array("q")  # ... and the index of its parent in parent_ids
+        self.reserved = {collision_key(n) for n in RESERVED_TOP_NAMES}
+
+    @classmethod
+    def from_state(cls, state: BackupState, selection: Selection) -> _EagerPlacer:
+        placer = cls(selection)
+        root = state.root_id()
+        if root is not None:
+            placer.root_id = root
+            placer.folders[root] = ("/", "")
+        for item_id, parent_id, kind, local_name, local_path, remote_path in state.placed_rows():
+            placer._record(parent_id, collision_key(local_name))
+            if kind == "folder":
+                placer.folders[item_id] = (remote_path, local_path)
+        return placer
+
+    def place(self, item: RemoteItem) -> tuple[str, str, str, int] | None:
+        if item.kind == "root":
+            if self.root_id is None:
+                self.root_id = item.item_id
+                self.folders[item.item_id] = ("/", "")
+            return None
+        parent = self.folders.get(item.parent_id or "")
+        if parent is None or item.special not in (None, "zero"):
+            return None
+        if item.kind != "file" and item.kind != "folder":
+            return None
+        local_name = safe_name(item.name)
+        try:
+            _check_component(local_name)
+        except UnsafePathError:
+            return None  # the resolve pass refuses it, with a log line
+        key = collision_key(local_name)
+        parent_remote, parent_local = parent
+        if parent_local == "" and key in self.reserved:
+            return None
+        remote_path = ("" if parent_remote == "/" else parent_remote) + "/" + item.name
+        local_path = f"{parent_local}/{local_name}" if parent_local else local_name
+        self._record(item.parent_id or "", key)
+        if item.kind == "folder":
+            self.folders[item.item_id] = (remote_path, local_path)
+            return local_name, local_path, remote_path, 0
+        return local_name, local_path, remote_path, int(self.selection.matches(remote_path))
+
+    def forget(self, item_id: str) -> None:
+        self.folders.pop(item_id, None)
+
+    def _record(self, parent_id: str, key: str) -> None:
+        index = self.parent_index.get(parent_id)
+        if index is None:
+            index = self.parent_index[parent_id] = len(self.parent_ids)
+            self.parent_ids.append(parent_id)
+        self.keys.append(hash((parent_id, key)))
+        self.parents.append(index)
+
+    def unsettled_parents(self, dirty_children: Iterable[tuple[str, str]]) -> set[str]:
+        """Folders whose children the resolve pass must place again, by its own rules, for
+        its result to be what it would have been without this placer: those where two
+        children collide (or their hashes do), among the children placed here and the
+        `dirty_children` ((parent id, name) of every child left to the resolve pass). Where
+        nothing collides, every child gets its plain safe name either way."""
+        again: set[str] = set()
+        extra: dict[int, str] = {}
+        for parent_id, name in dirty_children:
+            if parent_id in self.parent_index:
+                key = hash((parent_id, collision_key(safe_name(name))))
+                if key in extra:
+                    again.add(parent_id)
+                extra[key] = parent_id
+        if len(self.keys) > 1 or extra:
+            keys = np.frombuffer(self.keys, dtype=np.int64)
+            order = np.argsort(keys, kind="stable")
+            ordered = keys[order]
+            same = ordered[1:] == ordered[:-1]
+            if same.any():
+                parents = np.frombuffer(self.parents, dtype=np.int64)
+                hits = np.concatenate([order[1:][same], order[:-1][same]])
+                again.update(self.parent_ids[int(i)] for i in np.unique(parents[hits]))
+            if extra and len(ordered):
+                wanted = np.fromiter(extra, dtype=np.int64, count=len(extra))
+                at = np.minimum(np.searchsorted(ordered, wanted), len(ordered) - 1)
+                for key in wanted[ordered[at] == wanted]:
+                    again.add(extra[int(key)])
+        return again
 
 
 def _check_component(name: str) -> None:

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
-from typing import IO, Any, Literal, cast
+from typing import IO, Any, Literal, Protocol, cast
 
 from onedrive_backup import __version__
 from onedrive_backup.errors import DestinationError, DiskFullError, StateError, UsageError
@@ -615,7 +615,7 @@ class BackupState:
     def finish_scan(self) -> None:
         """The resolve pass is complete: later runs start from the stored deltaLink."""
         with self._tx() as db:
-            db.execute("DELETE FROM meta WHERE key = 'reselect'")
+            db.execute("DELETE FROM meta WHERE key IN ('reselect', 'eager')")
             db.execute(
                 "UPDATE cursor SET phase = 'complete', next_link = NULL, updated_at = ?",
                 (time.time(),),
@@ -629,11 +629,14 @@ class BackupState:
         *,
         next_link: str | None,
         delta_link: str | None,
+        placer: IngestPlacer | None = None,
     ) -> dict[str, int]:
         """Apply one page and advance the cursor in the same transaction (invariant 2).
 
         The last occurrence of an item wins. A done file whose content changed goes back to
-        pending and its old version is queued for retirement. Returns the scan's running stats.
+        pending and its old version is queued for retirement. With a `placer`, a new item it
+        can place is stored placed and clean (see scan._EagerPlacer); the placer hears of
+        every other item of the page. Returns the scan's running stats.
         """
         latest: dict[str, RemoteItem] = {}
         for item in items:
@@ -644,20 +647,34 @@ class BackupState:
             stats: dict[str, int] = json.loads(stats_json)
             existing = _existing_rows(db, list(latest))
             upserts: list[tuple[Any, ...]] = []
+            placed: list[tuple[Any, ...]] = []
             deletions: list[tuple[str]] = []
             ops: list[tuple[Any, ...]] = []
             now = time.time()
             for item in latest.values():
                 old = existing.get(item.item_id)
                 if item.deleted:
+                    if placer is not None:
+                        placer.forget(item.item_id)
                     if old is not None:
                         deletions.append((item.item_id,))
                     continue
-                upserts.append(_upsert_values(item, old, generation, stats, ops, now))
+                values = _upsert_values(item, old, generation, stats, ops, now)
+                placement = None
+                if placer is not None:
+                    if old is None:
+                        placement = placer.place(item)
+                    else:
+                        placer.forget(item.item_id)
+                if placement is None:
+                    upserts.append(values)
+                else:
+                    placed.append((*values[:-2], *placement, values[-1]))
                 if item.kind == "file":
                     stats["files_seen"] = stats.get("files_seen", 0) + 1
                     stats["bytes_seen"] = stats.get("bytes_seen", 0) + item.size
             db.executemany(_UPSERT_SQL, upserts)
+            db.executemany(_INSERT_PLACED_SQL, placed)
             db.executemany("UPDATE items SET deleted = 1, dirty = 1 WHERE item_id = ?", deletions)
             db.executemany(_OP_SQL, ops)
             stats["pages"] = stats.get("pages", 0) + 1
@@ -699,9 +716,46 @@ class BackupState:
             for r in rows
         ]
 
+    def dirty_children(self) -> list[tuple[str, str]]:
+        """(parent id, name) of every item left to place."""
+        rows = self._query(
+            "SELECT parent_id, name FROM items WHERE dirty = 1 AND deleted = 0 "
+            "AND parent_id IS NOT NULL"
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    def root_id(self) -> str | None:
+        rows = self._query("SELECT item_id FROM items WHERE kind = 'root' AND deleted = 0")
+        return str(rows[0][0]) if rows else None
+
     def dirty_parents(self) -> set[str]:
         rows = self._query("SELECT DISTINCT parent_id FROM items WHERE dirty = 1 AND deleted = 0")
         return {r[0] for r in rows if r[0] is not None}
+
+    def mark_children_dirty(self, parent_ids: Iterable[str]) -> None:
+        """Have the resolve pass place every child of these folders again."""
+        with self._tx() as db:
+            db.executemany(
+                "UPDATE items SET dirty = 1 WHERE parent_id = ? AND dirty = 0 AND deleted = 0",
+                [(p,) for p in parent_ids],
+            )
+
+    def placed_rows(self, batch: int = 5000) -> Iterator[tuple[str, str, str, str, str, str]]:
+        """(item id, parent id, kind, local name, local path, remote path) of every clean,
+        placed item below the root: during a first scan, what was placed at ingest."""
+        cur = self._db.cursor()
+        with self._mutex:
+            cur.execute(
+                "SELECT item_id, parent_id, kind, local_name, local_path, remote_path FROM items "
+                "WHERE dirty = 0 AND deleted = 0 AND local_name IS NOT NULL "
+                "AND parent_id IS NOT NULL AND kind IN ('file', 'folder')"
+            )
+        while True:
+            with self._mutex:
+                rows = cur.fetchmany(batch)
+            if not rows:
+                return
+            yield from rows
 
     def deleted_file_ids(self) -> list[str]:
         rows = self._query("SELECT item_id FROM items WHERE deleted = 1 AND kind = 'file'")
@@ -1231,6 +1285,27 @@ ON CONFLICT (item_id) DO UPDATE SET drive_id = excluded.drive_id,
     done_etag = excluded.done_etag, done_ctag = excluded.done_ctag,
     dirty = max(items.dirty, excluded.dirty), deleted = 0, seen_gen = excluded.seen_gen
 """
+# A new item placed at ingest (see BackupState.ingest_page): the upsert's values with dirty
+# replaced by the placement (local name, local path, remote path, selected) and dirty = 0.
+_INSERT_PLACED_SQL = """
+INSERT INTO items (item_id, drive_id, parent_id, name, kind, size, mtime, ctime, etag, ctag,
+    quickxorhash, sha256, status, special, attempts, last_error, done_size, done_hash,
+    done_mtime, done_etag, done_ctag, local_name, local_path, remote_path, selected, dirty,
+    deleted, seen_gen)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?)
+"""
+
+
+class IngestPlacer(Protocol):
+    """Places new items while pages are ingested (scan._EagerPlacer)."""
+
+    def place(self, item: RemoteItem) -> tuple[str, str, str, int] | None:
+        """(local name, local path, remote path, selected) for a new item, or None."""
+
+    def forget(self, item_id: str) -> None:
+        """`item_id` was listed again or deleted: nothing more is placed under it."""
+
+
 # Indexes on parent ids, read only by the resolve pass. Ingest would update them at random
 # places (hundreds of index pages written per delta page, most of a first scan's time), so a
 # full enumeration runs without them and they are built once, sorted, when it ends.
