@@ -428,12 +428,14 @@ def resolve(
             kids.setdefault(f.parent_id, []).append(f.item_id)
     _remove_deleted(state, folders, kids)
     dirty_parents = state.dirty_parents()
+    settled: set[str] = set()
     if eager is not None:
         again = eager.unsettled_parents(state.dirty_children())
         state.mark_children_dirty(sorted(again))
         dirty_parents |= again
+        settled = set(eager.parent_index) - again
     state.begin_placements()
-    _Placer(state, selection, folders, kids, dirty_parents).run()
+    _Placer(state, selection, folders, kids, dirty_parents, settled).run()
     state.commit_placements()
     if state.get_meta("reselect"):
         state.reevaluate_selection(selection.matches)
@@ -467,8 +469,12 @@ class _Placer:
         folders: dict[str, FolderRow],
         kids: dict[str, list[str]],
         dirty_parents: set[str],
+        settled: set[str],
     ) -> None:
+        """`settled`: folders whose dirty children collide with no sibling (known from
+        _EagerPlacer.unsettled_parents): their clean children need not be read."""
         self.state = state
+        self.settled = settled
         self.selection = selection
         self.folders = folders
         self.kids = kids
@@ -508,7 +514,10 @@ class _Placer:
         return node
 
     def _place_children(self, folder_id: str, node: _Node, *, is_root: bool) -> None:
-        children = self.state.children(folder_id)
+        # A clean folder places only its dirty children, against its clean children's names;
+        # in a settled folder none of those collide, so they need not be read.
+        dirty_only = not node.dirty and folder_id in self.settled
+        children = self.state.children(folder_id, dirty_only=dirty_only)
         names = self._assign_names(children, node.dirty, is_root)
         for child in children:
             if not (node.dirty or child.dirty):

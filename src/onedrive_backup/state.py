@@ -761,10 +761,11 @@ class BackupState:
         rows = self._query("SELECT item_id FROM items WHERE deleted = 1 AND kind = 'file'")
         return [r[0] for r in rows]
 
-    def children(self, parent_id: str) -> list[ChildRow]:
+    def children(self, parent_id: str, *, dirty_only: bool = False) -> list[ChildRow]:
         rows = self._query(
             "SELECT item_id, name, kind, special, local_name, local_path, remote_path, status, "
-            "dirty FROM items WHERE parent_id = ? AND deleted = 0",
+            "dirty FROM items WHERE parent_id = ? AND deleted = 0"
+            + (" AND dirty = 1" if dirty_only else ""),
             (parent_id,),
         )
         return [ChildRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], bool(r[8])) for r in rows]
