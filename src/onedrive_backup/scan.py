@@ -13,6 +13,11 @@ normalisation-insensitive disk get deterministic " (n)" suffixes; names already 
 never change because a new sibling arrived. Files on disk that moved or were renamed get a
 queued move, deleted ones a queued retirement (state.LocalOp); nothing is deleted here.
 
+A first scan does most of that placing while it pages (_EagerPlacer): a new item whose parent
+is already placed is stored with its name and paths in the same insert, and the resolve pass
+only places what was left and, where siblings collide, places the folder again by its own
+rules, so the outcome is the same as without it (tests/test_scan_eager.py holds it to that).
+
 Graph's JSON shapes stop here: `parse_item` turns them into models.RemoteItem.
 """
 
