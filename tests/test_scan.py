@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import sqlite3
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -16,7 +18,7 @@ from onedrive_backup.models import ScanResult
 from onedrive_backup.paths import ensure_inside
 from onedrive_backup.scan import DELTA_SELECT, delta_start_url, parse_item, scan
 from onedrive_backup.selection import Selection
-from onedrive_backup.state import BackupState
+from onedrive_backup.state import STATE_FILE, BackupState
 
 START = delta_start_url()
 
@@ -34,6 +36,10 @@ class ReplayGraph:
         if isinstance(page, BaseException):
             raise page
         return page
+
+    async def get_page(self, url: str) -> tuple[dict[str, Any], bytes]:
+        page = await self.get_json(url)
+        return page, json.dumps(page).encode()
 
 
 def root() -> dict[str, Any]:
@@ -429,3 +435,41 @@ def test_a_new_scan_gives_failed_files_another_chance(state: BackupState) -> Non
     run(ReplayGraph(chain("https://g/d1", [[]], "https://g/d2")), state)
     (task,) = state.iter_pending_files()
     assert task.item_id == "A" and task.attempts == 0
+
+
+def test_each_page_is_kept_before_the_next_is_asked_for(state: BackupState) -> None:
+    """So a kill costs only the page in flight: when page n+1 is requested, the committed
+    cursor already points at it (page n is applied, or kept to be applied on resume)."""
+    pages = [[root()]] + [[file(f"F{i}", f"f{i}.jpg")] for i in range(5)]
+    served = chain(START, pages, "https://g/delta?token=final")
+    db_file = state.state_dir / STATE_FILE
+    seen: list[str] = []
+
+    class Checking(ReplayGraph):
+        async def get_json(self, url: str) -> dict[str, Any]:
+            if url != START:
+                with sqlite3.connect(db_file) as other:
+                    (committed,) = other.execute("SELECT next_link FROM cursor").fetchone()
+                assert committed == url, "the next page was asked for before this one was kept"
+                seen.append(url)
+            return await super().get_json(url)
+
+    run(Checking(served), state)
+    assert len(seen) == len(pages) - 1
+
+
+def test_a_kept_page_is_applied_on_resume_without_fetching_it_again(state: BackupState) -> None:
+    pages = [[root()]] + [[file(f"F{i}", f"f{i}.jpg")] for i in range(4)]
+    served = chain(START, pages, "https://g/delta?token=final")
+    second = f"{START}/page1?token=secret1"
+    third = f"{START}/page2?token=secret2"
+    # As a kill leaves it: page 0 applied, page 1 kept with the cursor past it.
+    state.begin_enumeration(START, full=True)
+    first = served[START]
+    state.ingest_page([parse_item(v) for v in first["value"]], next_link=second, delta_link=None)
+    state.journal_page(json.dumps(served[second]).encode(), third)
+    graph = ReplayGraph(served)
+    result = run(graph, state)
+    assert graph.fetched[0] == third and second not in graph.fetched
+    assert result.files_total == 4 and result.pages == len(pages)
+    assert state.journaled_page() is None

@@ -60,6 +60,9 @@ SCRIPT = textwrap.dedent(
             link = ("@odata.nextLink", f"https://g/next?skip={end}") if end < len(
                 self.everything) else ("@odata.deltaLink", "https://g/delta?token=z")
             return {"value": chunk, link[0]: link[1]}
+        async def get_page(self, url):
+            page = await self.get_json(url)
+            return page, json.dumps(page).encode()
 
     everything = items()
     rss_before = peak_rss_mb()

@@ -213,6 +213,10 @@ class GraphClient:
             return response
 
     async def get_json(self, url: str) -> dict[str, Any]:
+        return (await self.get_page(url))[0]
+
+    async def get_page(self, url: str) -> tuple[dict[str, Any], bytes]:
+        """A JSON object and the body it was read from (the scan keeps the body)."""
         response = await self.request("GET", url)
         if response.status == 410:
             raise ResyncRequired(
@@ -235,7 +239,7 @@ class GraphClient:
             ) from exc
         if not isinstance(data, dict):
             raise BackupError(f"Unexpected answer from Microsoft Graph for {safe_url(url)}.")
-        return data
+        return data, response.body
 
     async def download_link(self, drive_id: str, item_id: str) -> str:
         """A fresh pre-authenticated link for an item's content (the 302 of /content)."""

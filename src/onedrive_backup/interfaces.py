@@ -30,3 +30,7 @@ class GraphLike(Protocol):
     """
 
     async def get_json(self, url: str) -> dict[str, Any]: ...
+
+    async def get_page(self, url: str) -> tuple[dict[str, Any], bytes]:
+        """What get_json gives, and the JSON body it was parsed from."""
+        ...

@@ -27,10 +27,10 @@ import asyncio
 import logging
 from array import array
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import numpy as np
@@ -52,6 +52,7 @@ from onedrive_backup.state import (
 )
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 # Only the fields we use: smaller pages, faster scans.
 DELTA_SELECT = (
@@ -172,15 +173,20 @@ async def scan(
     resyncs = 0
     cursor = state.get_cursor()
     # Pipelined: while one page is applied (in a worker thread: SQLite lets go of the GIL),
-    # the next is already being fetched. Only the commit of a page moves the cursor, so a
-    # kill costs at most the page being applied and the one being fetched (fetched again).
-    fetching: asyncio.Task[dict[str, Any]] | None = None
+    # the next is already being fetched. Before the next is asked for, the page is kept with
+    # the cursor moved past it (BackupState.journal_page), so a kill costs only the page in
+    # flight; a page kept before a kill is applied first, without being fetched again.
+    kept = state.journaled_page() if cursor.phase == "paging" else None
+    if kept is not None and cursor.next_link:
+        await _in_thread(_apply_page, state, kept, cursor.next_link, None, eager)
+        cursor = state.get_cursor()
+    fetching: asyncio.Task[tuple[dict[str, Any], bytes]] | None = None
     try:
         while cursor.phase == "paging" and cursor.next_link:
             if fetching is None:
-                fetching = asyncio.ensure_future(graph.get_json(cursor.next_link))
+                fetching = asyncio.ensure_future(graph.get_page(cursor.next_link))
             try:
-                page = await fetching
+                page, body = await fetching
             except ResyncRequired as exc:
                 fetching = None
                 resyncs += 1
@@ -198,15 +204,11 @@ async def scan(
             delta_link = page.get("@odata.deltaLink")
             if not next_link and not delta_link:
                 raise BackupError("OneDrive ended a change listing without a next or delta link.")
-            fetching = asyncio.ensure_future(graph.get_json(next_link)) if next_link else None
-            applying = asyncio.ensure_future(
-                asyncio.to_thread(_apply_page, state, page, next_link, delta_link, eager)
-            )
-            try:
-                stats = await asyncio.shield(applying)
-            except asyncio.CancelledError:  # let the transaction end before the state closes
-                await asyncio.gather(applying, return_exceptions=True)
-                raise
+            fetching = None
+            if next_link:
+                await _in_thread(state.journal_page, body, next_link)
+                fetching = asyncio.ensure_future(graph.get_page(next_link))
+            stats = await _in_thread(_apply_page, state, page, next_link, delta_link, eager)
             emit(
                 events.ScanProgress(
                     items_seen=stats.get("items_seen", 0),
@@ -235,6 +237,17 @@ async def scan(
         )
     )
     return result
+
+
+async def _in_thread(fn: Callable[..., _T], *args: Any) -> _T:
+    """fn(*args) in a worker thread; if cancelled, wait for it to end (a transaction must
+    not be cut off by the state closing) before passing the cancellation on."""
+    running = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+    try:
+        return await asyncio.shield(running)
+    except asyncio.CancelledError:
+        await asyncio.gather(running, return_exceptions=True)
+        raise
 
 
 def _apply_page(

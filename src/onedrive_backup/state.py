@@ -601,6 +601,7 @@ class BackupState:
         _RESOLVE_INDEXES); the page that ends it builds them again.
         """
         with self._tx() as db:
+            db.execute("DELETE FROM meta WHERE key = 'scan_journal'")
             for name, create in _RESOLVE_INDEXES:
                 db.execute(f"DROP INDEX IF EXISTS {name}" if full else create)
             stats = "{}"
@@ -615,13 +616,33 @@ class BackupState:
     def finish_scan(self) -> None:
         """The resolve pass is complete: later runs start from the stored deltaLink."""
         with self._tx() as db:
-            db.execute("DELETE FROM meta WHERE key IN ('reselect', 'eager')")
+            db.execute("DELETE FROM meta WHERE key IN ('reselect', 'eager', 'scan_journal')")
             db.execute(
                 "UPDATE cursor SET phase = 'complete', next_link = NULL, updated_at = ?",
                 (time.time(),),
             )
 
     # -- ingest (one delta page, one transaction) ------------------------------------------------
+
+    # The scan fetches page n+1 while page n is applied. So that a kill then costs only the
+    # page in flight, page n's body is kept first, with the cursor moved past it, in one
+    # small transaction (`journal_page`); the transaction that applies it drops it. A scan
+    # that finds a kept page applies it before fetching anything (`journaled_page`).
+
+    def journal_page(self, body: bytes, next_link: str) -> None:
+        """Keep a fetched delta page (its JSON body) and move the cursor past it."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES ('scan_journal', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (body.decode("utf-8"),),
+            )
+            db.execute("UPDATE cursor SET next_link = ?, updated_at = ?", (next_link, time.time()))
+
+    def journaled_page(self) -> dict[str, Any] | None:
+        """The page kept by journal_page and not yet applied, if any."""
+        page = self.get_meta("scan_journal")
+        return page if isinstance(page, dict) else None
 
     def ingest_page(
         self,
@@ -675,6 +696,7 @@ class BackupState:
                     stats["bytes_seen"] = stats.get("bytes_seen", 0) + item.size
             db.executemany(_UPSERT_SQL, upserts)
             db.executemany(_INSERT_PLACED_SQL, placed)
+            db.execute("DELETE FROM meta WHERE key = 'scan_journal'")
             db.executemany("UPDATE items SET deleted = 1, dirty = 1 WHERE item_id = ?", deletions)
             db.executemany(_OP_SQL, ops)
             stats["pages"] = stats.get("pages", 0) + 1
