@@ -156,6 +156,38 @@ def test_an_update_downloads_only_what_changed_inside_the_shared_folder(
     assert not (second.backup_dir / ALBUM / "IMG_0003.JPG").exists()
 
 
+def test_turning_include_shared_off_keeps_what_was_backed_up_and_stops_following(
+    emu: Emulator, signed: SignedIn, dest: Path
+) -> None:
+    first = run(signed, dest, shared=True)
+    assert first.backup_dir is not None
+    backed_up = assert_shared_match(emu, first.backup_dir)
+    on_disk = {p: (first.backup_dir / p).read_bytes() for p in backed_up}
+    owner = owner_of(emu)
+    added = owner.add_file(f"/{ALBUM}/2023 Beach/later.jpg", size=3000)
+    modified = owner.modify_file(f"/{ALBUM}/IMG_0002.JPG", size=555)
+    before = dict(emu.counters.full_deliveries)
+
+    off = run(signed, dest, shared=False, resume="latest")
+    assert off.backup_dir == first.backup_dir
+    after = dict(emu.counters.full_deliveries)
+    assert not {i for i in after if after[i] != before.get(i, 0)}, "nothing may be fetched"
+    assert sorted(off.summary["scan"]["shared"]) == [f"/{BUDGET}", f"/{ALBUM}"]
+    for path, data in on_disk.items():  # kept as they were, not updated, not moved away
+        assert (off.backup_dir / path).read_bytes() == data, path
+    with BackupState.open(off.backup_dir, read_only=True) as state:
+        assert not state.get_meta("shared_anchors")
+        assert not any(":" in t.item_id for t in state.iter_pending_files())
+
+    on = run(signed, dest, shared=True, resume="latest")
+    after_on = dict(emu.counters.full_deliveries)
+    fetched = {i for i in after_on if after_on[i] != after.get(i, 0)}
+    assert fetched == {added.id, modified.id}, "following again fetches only what changed"
+    assert on.backup_dir is not None
+    assert_shared_match(emu, on.backup_dir)
+    assert on.summary["scan"]["shared"] == []
+
+
 def test_a_file_in_another_drive_is_addressed_by_its_own_id() -> None:
     key = shared_key("ME!105", "OWNER!7")
     item = ItemKey("OWNER!7", key)

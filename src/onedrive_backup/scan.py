@@ -225,6 +225,9 @@ async def scan(
     if cursor.phase == "resolving":
         if selection.include_shared:
             await follow_shared(graph, state, emit, page_size=page_size)
+        elif state.get_meta("shared_anchors"):
+            n = state.unfollow_shared()
+            log.info("--include-shared is off: %d shortcuts are no longer followed", n)
         resolve(state, selection, sweep=cursor.full, eager=eager)
         state.finish_scan()
     result = _result(state, resynced=resyncs > 0 or cursor.resynced)
@@ -437,7 +440,7 @@ def resolve(
         state.mark_unseen_deleted()
     if not state.needs_resolve():
         if state.get_meta("reselect"):
-            state.reevaluate_selection(selection.matches)
+            state.reevaluate_selection(selection.matches, include_shared=selection.include_shared)
         return
     folders = {f.item_id: f for f in state.load_folders()}
     kids: dict[str, list[str]] = {}
@@ -456,7 +459,7 @@ def resolve(
     _Placer(state, selection, folders, kids, dirty_parents, settled).run()
     state.commit_placements()
     if state.get_meta("reselect"):
-        state.reevaluate_selection(selection.matches)
+        state.reevaluate_selection(selection.matches, include_shared=selection.include_shared)
 
 
 def _remove_deleted(
@@ -556,7 +559,11 @@ class _Placer:
                     or in_vault != (child.special == "vault")
                 )
                 self.nodes[child.item_id] = _Node(remote_path, local_path, in_vault, keep_dirty)
-            selected = child.kind == "file" and self.selection.matches(remote_path)
+            selected = (
+                child.kind == "file"
+                and (self.selection.include_shared or ":" not in child.item_id)
+                and self.selection.matches(remote_path)
+            )
             self.batch.append(
                 Placement(
                     child.item_id,

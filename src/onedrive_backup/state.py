@@ -941,9 +941,10 @@ class BackupState:
         return int(self._query("SELECT count(*) FROM items WHERE dirty = 1 AND deleted = 0")[0][0])
 
     def reevaluate_selection(
-        self, is_selected: Callable[[str], bool], *, batch: int = 2000
+        self, is_selected: Callable[[str], bool], *, include_shared: bool = True, batch: int = 2000
     ) -> tuple[int, int]:
-        """Recompute `selected` for every placed file from its remote path.
+        """Recompute `selected` for every placed file from its remote path; files reached
+        through a shortcut into another drive are selected only with `include_shared`.
 
         Returns (newly selected, deselected). Deselected files stay on disk as they are.
         """
@@ -960,7 +961,11 @@ class BackupState:
                 return newly, dropped
             changes = []
             for item_id, remote_path, selected, special in rows:
-                want = special not in SKIPPED_SPECIALS and is_selected(remote_path)
+                want = (
+                    special not in SKIPPED_SPECIALS
+                    and (include_shared or ":" not in item_id)
+                    and is_selected(remote_path)
+                )
                 if want != bool(selected):
                     changes.append((int(want), item_id))
                     newly += want
@@ -1241,6 +1246,21 @@ class BackupState:
             for r in rows
             if ":" not in r[0]  # a shortcut inside a shared folder is not followed
         ]
+
+    def unfollow_shared(self) -> int:
+        """--include-shared was turned off: the shortcuts followed so far are reported as
+        skipped again (placed again by the resolve pass); what was backed up through them
+        stays on disk as it is, no longer selected nor updated. Returns the shortcuts."""
+        anchors = list(self.get_meta("shared_anchors", []))
+        with self._tx() as db:
+            db.executemany(
+                "UPDATE items SET special = 'remote', dirty = 1 WHERE item_id = ?",
+                [(a,) for a in anchors],
+            )
+            db.execute("UPDATE items SET selected = 0 WHERE instr(item_id, ':') > 0")
+            _set_meta(db, "shared_anchors", [])
+            _set_meta(db, "shared_files", {})
+        return len(anchors)
 
     def shared_file_ids(self) -> dict[str, str]:
         """Followed shortcuts to single files: state key → the file's id in its own drive."""
