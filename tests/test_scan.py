@@ -458,7 +458,10 @@ def test_each_page_is_kept_before_the_next_is_asked_for(state: BackupState) -> N
     assert len(seen) == len(pages) - 1
 
 
-def test_a_kept_page_is_applied_on_resume_without_fetching_it_again(state: BackupState) -> None:
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])  # UTF-16: kept re-encoded
+def test_a_kept_page_is_applied_on_resume_without_fetching_it_again(
+    state: BackupState, encoding: str
+) -> None:
     pages = [[root()]] + [[file(f"F{i}", f"f{i}.jpg")] for i in range(4)]
     served = chain(START, pages, "https://g/delta?token=final")
     second = f"{START}/page1?token=secret1"
@@ -467,7 +470,8 @@ def test_a_kept_page_is_applied_on_resume_without_fetching_it_again(state: Backu
     state.begin_enumeration(START, full=True)
     first = served[START]
     state.ingest_page([parse_item(v) for v in first["value"]], next_link=second, delta_link=None)
-    state.journal_page(json.dumps(served[second]).encode(), third)
+    kept = served[second]
+    state.journal_page(kept, json.dumps(kept, ensure_ascii=False).encode(encoding), third)
     graph = ReplayGraph(served)
     result = run(graph, state)
     assert graph.fetched[0] == third and second not in graph.fetched

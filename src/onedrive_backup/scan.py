@@ -206,7 +206,7 @@ async def scan(
                 raise BackupError("OneDrive ended a change listing without a next or delta link.")
             fetching = None
             if next_link:
-                await _in_thread(state.journal_page, body, next_link)
+                await _in_thread(state.journal_page, page, body, next_link)
                 fetching = asyncio.ensure_future(graph.get_page(next_link))
             stats = await _in_thread(_apply_page, state, page, next_link, delta_link, eager)
             emit(

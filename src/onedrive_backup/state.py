@@ -629,13 +629,18 @@ class BackupState:
     # small transaction (`journal_page`); the transaction that applies it drops it. A scan
     # that finds a kept page applies it before fetching anything (`journaled_page`).
 
-    def journal_page(self, body: bytes, next_link: str) -> None:
-        """Keep a fetched delta page (its JSON body) and move the cursor past it."""
+    def journal_page(self, page: Mapping[str, Any], body: bytes, next_link: str) -> None:
+        """Keep a fetched delta page (its JSON body, as received: no second encoding) and
+        move the cursor past it."""
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:  # JSON in another encoding (never seen from Graph)
+            text = json.dumps(page)
         with self._tx() as db:
             db.execute(
                 "INSERT INTO meta (key, value) VALUES ('scan_journal', ?) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (body.decode("utf-8"),),
+                (text,),
             )
             db.execute("UPDATE cursor SET next_link = ?, updated_at = ?", (next_link, time.time()))
 
