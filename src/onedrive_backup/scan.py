@@ -437,7 +437,7 @@ def resolve(
     pass's, the folder's children are placed again here (see _EagerPlacer).
     """
     if sweep:
-        state.mark_unseen_deleted()
+        state.mark_unseen_deleted(keep_shared=not selection.include_shared)
     if not state.needs_resolve():
         if state.get_meta("reselect"):
             state.reevaluate_selection(selection.matches, include_shared=selection.include_shared)
@@ -670,8 +670,8 @@ class _EagerPlacer:
             return None  # the resolve pass refuses it, with a log line
         key = collision_key(local_name)
         parent_remote, parent_local = parent
-        if parent_local == "" and key in self.reserved:
-            return None
+        if parent_local == "" and any(key.startswith(r) for r in self.reserved):
+            return None  # a reserved name's " (n)" may take it: left to the resolve pass
         remote_path = ("" if parent_remote == "/" else parent_remote) + "/" + item.name
         local_path = f"{parent_local}/{local_name}" if parent_local else local_name
         self._record(item.parent_id or "", key)
@@ -698,13 +698,14 @@ class _EagerPlacer:
         `dirty_children` ((parent id, name) of every child left to the resolve pass). Where
         nothing collides, every child gets its plain safe name either way."""
         again: set[str] = set()
-        extra: dict[int, str] = {}
+        extra: dict[int, set[str]] = {}
         for parent_id, name in dirty_children:
             if parent_id in self.parent_index:
                 key = hash((parent_id, collision_key(safe_name(name))))
-                if key in extra:
+                if key in extra:  # (or a hash collision: every folder concerned)
+                    again.update(extra[key])
                     again.add(parent_id)
-                extra[key] = parent_id
+                extra.setdefault(key, set()).add(parent_id)
         if len(self.keys) > 1 or extra:
             keys = np.frombuffer(self.keys, dtype=np.int64)
             order = np.argsort(keys, kind="stable")
@@ -718,7 +719,7 @@ class _EagerPlacer:
                 wanted = np.fromiter(extra, dtype=np.int64, count=len(extra))
                 at = np.minimum(np.searchsorted(ordered, wanted), len(ordered) - 1)
                 for key in wanted[ordered[at] == wanted]:
-                    again.add(extra[int(key)])
+                    again.update(extra[int(key)])
         return again
 
 

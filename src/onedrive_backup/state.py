@@ -634,7 +634,11 @@ class BackupState:
         move the cursor past it."""
         try:
             text = body.decode("utf-8")
-        except UnicodeDecodeError:  # JSON in another encoding (never seen from Graph)
+        except UnicodeDecodeError:
+            text = ""
+        if (
+            not text.startswith("{") or "\x00" in text[:4]
+        ):  # a BOM, or JSON in another encoding (never from Graph)
             text = json.dumps(page)
         with self._tx() as db:
             db.execute(
@@ -674,6 +678,7 @@ class BackupState:
             existing = _existing_rows(db, list(latest))
             upserts: list[tuple[Any, ...]] = []
             placed: list[tuple[Any, ...]] = []
+            replaced: list[tuple[str]] = []
             deletions: list[tuple[str]] = []
             ops: list[tuple[Any, ...]] = []
             now = time.time()
@@ -690,8 +695,10 @@ class BackupState:
                 if placer is not None:
                     if old is None:
                         placement = placer.place(item)
-                    else:
+                    else:  # listed again in a first scan: left to the resolve pass, unplaced
                         placer.forget(item.item_id)
+                        values = (*values[:-2], 1, values[-1])
+                        replaced.append((item.item_id,))
                 if placement is None:
                     upserts.append(values)
                 else:
@@ -701,6 +708,11 @@ class BackupState:
                     stats["bytes_seen"] = stats.get("bytes_seen", 0) + item.size
             db.executemany(_UPSERT_SQL, upserts)
             db.executemany(_INSERT_PLACED_SQL, placed)
+            db.executemany(
+                "UPDATE items SET local_name = NULL, local_path = NULL, remote_path = NULL, "
+                "selected = 0 WHERE item_id = ?",
+                replaced,
+            )
             db.execute("DELETE FROM meta WHERE key = 'scan_journal'")
             db.executemany("UPDATE items SET deleted = 1, dirty = 1 WHERE item_id = ?", deletions)
             db.executemany(_OP_SQL, ops)
@@ -723,12 +735,14 @@ class BackupState:
 
     # -- resolve pass support ----------------------------------------------------------------------
 
-    def mark_unseen_deleted(self) -> int:
-        """After a full enumeration: whatever it did not list is gone from the drive."""
+    def mark_unseen_deleted(self, *, keep_shared: bool = False) -> int:
+        """After a full enumeration: whatever it did not list is gone from the drive
+        (`keep_shared`: except what came through shortcuts, which were not followed)."""
         with self._tx() as db:
             cur = db.execute(
                 "UPDATE items SET deleted = 1, dirty = 1 "
                 "WHERE seen_gen < (SELECT generation FROM cursor) AND deleted = 0"
+                + (" AND instr(item_id, ':') = 0" if keep_shared else "")
             )
             return cur.rowcount
 
