@@ -5,16 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from test_scan import file, folder, root
-from test_scan_eager import _scan_into
-
-
-def _both(tmp_path: Path, pages, **kw):
-    out = {}
-    for eager in (False, True):
-        d = tmp_path / str(eager)
-        d.mkdir()
-        out[eager] = _scan_into(d, pages, eager=eager, fail_at=None, documents=False, **kw)
-    return out
+from test_scan_eager import scan_both
 
 
 def test_file_flagged_as_malware_on_a_later_listing(tmp_path: Path) -> None:
@@ -22,7 +13,7 @@ def test_file_flagged_as_malware_on_a_later_listing(tmp_path: Path) -> None:
         [root(), folder("P", "Photos"), file("F", "a.jpg", "P")],
         [file("F", "a.jpg", "P", malware={})],  # listed again, now flagged, same name/parent
     ]
-    runs = _both(tmp_path, pages)
+    runs = scan_both(tmp_path, pages)
     assert runs[True] == runs[False]
 
 
@@ -31,7 +22,7 @@ def test_folder_listed_again_as_the_vault(tmp_path: Path) -> None:
         [root(), folder("V", "Vault"), file("F", "a.jpg", "V")],
         [folder("V", "Vault", specialFolder={"name": "vault"})],
     ]
-    runs = _both(tmp_path, pages)
+    runs = scan_both(tmp_path, pages)
     assert runs[True] == runs[False]
 
 
@@ -41,7 +32,7 @@ def test_reserved_top_name_against_a_name_placed_at_ingest(tmp_path: Path) -> No
     # already given ".versions (2)" to the latter, and unsettled_parents does not see the
     # collision (the reserved name is not among the keys).
     pages = [[root(), file("B", ".versions (2)"), file("A", ".versions")]]
-    runs = _both(tmp_path, pages)
+    runs = scan_both(tmp_path, pages)
     assert runs[True] == runs[False]
 
 
@@ -50,5 +41,5 @@ def test_item_placed_at_ingest_then_moved_under_a_parent_never_listed(tmp_path: 
     # Eager: F keeps the paths of its first listing and selected = 1, so it stays a pending,
     # selected file with local_path "f.jpg" although it is no longer there on the drive.
     pages = [[root(), file("F", "f.jpg")], [file("F", "f.jpg", "GHOST")]]
-    runs = _both(tmp_path, pages)
+    runs = scan_both(tmp_path, pages)
     assert runs[True] == runs[False]

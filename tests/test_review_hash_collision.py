@@ -8,7 +8,7 @@ from pathlib import Path
 
 import onedrive_backup.scan as scan_mod
 from test_scan import file, folder, root
-from test_scan_eager import _scan_into
+from test_scan_eager import scan_both
 
 
 def test_hash_collision_between_folders_hides_a_real_collision(tmp_path: Path, monkeypatch) -> None:
@@ -31,11 +31,6 @@ def test_hash_collision_between_folders_hides_a_real_collision(tmp_path: Path, m
             file("q", "q", "P2"),
         ]
     ]
-    runs = {}
-    for eager in (False, True):
-        (tmp_path / str(eager)).mkdir()
-        runs[eager] = _scan_into(
-            tmp_path / str(eager), pages, eager=eager, fail_at=None, documents=False
-        )
+    runs = scan_both(tmp_path, pages)
     names = {r[0]: r[3] for r in runs[True]}
     assert runs[True] == runs[False], names

@@ -121,6 +121,17 @@ def _scan_into(
         return list(state._db.execute(SNAPSHOT))
 
 
+def scan_both(tmp_path: Path, pages: list[list[dict[str, Any]]]) -> dict[bool, list[Any]]:
+    """The same listing scanned into two new backups: {eager: rows} for False and True."""
+    runs = {}
+    for eager in (False, True):
+        (tmp_path / str(eager)).mkdir()
+        runs[eager] = _scan_into(
+            tmp_path / str(eager), pages, eager=eager, fail_at=None, documents=False
+        )
+    return runs
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(listings())
 def test_eager_placement_gives_exactly_what_the_resolve_pass_gives(
@@ -203,12 +214,7 @@ def test_children_listed_before_their_parent_that_collide_with_each_other(
             file("X3", "a (2)", "Q"),
         ]
     ]
-    runs = {}
-    for eager in (False, True):
-        (tmp_path / str(eager)).mkdir()
-        runs[eager] = _scan_into(
-            tmp_path / str(eager), pages, eager=eager, fail_at=None, documents=False
-        )
+    runs = scan_both(tmp_path, pages)
     assert runs[True] == runs[False]
     names = {r[0]: r[2] for r in runs[True]}
     assert (names["X1"], names["X2"], names["X3"]) == ("A", "a (2)", "a (2) (2)")

@@ -546,8 +546,9 @@ class _Placer:
             local_name = names.get(child.item_id) or child.local_name
             if local_name is None:
                 continue
-            remote_path = ("" if node.remote_path == "/" else node.remote_path) + "/" + child.name
-            local_path = f"{node.local_path}/{local_name}" if node.local_path else local_name
+            remote_path, local_path = _child_paths(
+                node.remote_path, node.local_path, child.name, local_name
+            )
             in_vault = node.in_vault or child.special == "vault"
             special = "vault" if in_vault else child.special
             keep_dirty = False
@@ -672,8 +673,7 @@ class _EagerPlacer:
         parent_remote, parent_local = parent
         if parent_local == "" and any(key.startswith(r) for r in self.reserved):
             return None  # a reserved name's " (n)" may take it: left to the resolve pass
-        remote_path = ("" if parent_remote == "/" else parent_remote) + "/" + item.name
-        local_path = f"{parent_local}/{local_name}" if parent_local else local_name
+        remote_path, local_path = _child_paths(parent_remote, parent_local, item.name, local_name)
         self._record(item.parent_id or "", key)
         if item.kind == "folder":
             self.folders[item.item_id] = (remote_path, local_path)
@@ -721,6 +721,14 @@ class _EagerPlacer:
                 for key in wanted[ordered[at] == wanted]:
                     again.update(extra[int(key)])
         return again
+
+
+def _child_paths(
+    parent_remote: str, parent_local: str, name: str, local_name: str
+) -> tuple[str, str]:
+    """(remote path, local path) of a child, from its parent's ("/" and "" at the root)."""
+    remote_path = ("" if parent_remote == "/" else parent_remote) + "/" + name
+    return remote_path, f"{parent_local}/{local_name}" if parent_local else local_name
 
 
 def _check_component(name: str) -> None:

@@ -636,9 +636,8 @@ class BackupState:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
             text = ""
-        if (
-            not text.startswith("{") or "\x00" in text[:4]
-        ):  # a BOM, or JSON in another encoding (never from Graph)
+        # A BOM, or JSON in another encoding (never seen from Graph): kept re-encoded.
+        if not text.startswith("{") or "\x00" in text[:4]:
             text = json.dumps(page)
         with self._tx() as db:
             db.execute(
